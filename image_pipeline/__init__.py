@@ -1,0 +1,1 @@
+"""image-pipeline: turn uploads into web-ready variants and record them in Firestore."""

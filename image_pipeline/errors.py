@@ -1,0 +1,45 @@
+"""The error taxonomy: permanent problems are recorded and acknowledged, transient ones are retried."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class RejectionCode(str, Enum):
+    """Why an upload was refused for good; the value is what the document and the CLI show."""
+
+    UNSUPPORTED_FORMAT = "unsupported_format"
+    CORRUPT_IMAGE = "corrupt_image"
+    TOO_LARGE = "too_large"
+    EMPTY = "empty"
+    UNSUPPORTED_ENCODING = "unsupported_encoding"
+    RETRIES_EXHAUSTED = "retries_exhausted"
+
+
+class PipelineError(Exception):
+    """Base of every error the pipeline raises on purpose."""
+
+
+class PermanentError(PipelineError):
+    """Bad or unauthorised input: retrying cannot help, so record `failed` and acknowledge."""
+
+    def __init__(self, code: RejectionCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def as_record(self) -> dict[str, str]:
+        """The `{code, message}` pair stored in the document and printed by the CLI."""
+        return {"code": self.code.value, "message": self.message}
+
+
+class ImageRejected(PermanentError):
+    """The imaging core refused the bytes (format, size, corruption or emptiness)."""
+
+
+class TransientError(PipelineError):
+    """A backend was unavailable or slow: raise so the platform redelivers the event."""
+
+
+class ConfigurationError(PipelineError):
+    """A setting is missing or malformed; raised once at start-up with a message naming it."""

@@ -1,0 +1,62 @@
+"""Structured JSON logs for Cloud Logging: one line per record on stdout."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+_SEVERITY = {
+    logging.DEBUG: "DEBUG",
+    logging.INFO: "INFO",
+    logging.WARNING: "WARNING",
+    logging.ERROR: "ERROR",
+    logging.CRITICAL: "CRITICAL",
+}
+
+
+class JsonFormatter(logging.Formatter):
+    """Formats a record as one JSON object with `severity`, `message` and the record's `fields`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "severity": _SEVERITY.get(record.levelno, "DEFAULT"),
+            "message": record.getMessage(),
+            "logger": record.name,
+        }
+        entry.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def configure(stream=None, level: int = logging.INFO) -> None:
+    """Send the package's logs as JSON lines to `stream` (stdout by default); safe to call twice."""
+    logger = logging.getLogger("image_pipeline")
+    logger.setLevel(level)
+    logger.propagate = False
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    handler = logging.StreamHandler(stream or sys.stdout)
+    handler.setFormatter(JsonFormatter())
+    logger.addHandler(handler)
+
+
+def log(logger: logging.Logger, level: int, message: str, **fields: Any) -> None:
+    """Log `message` with structured `fields` beside it."""
+    logger.log(level, message, extra={"fields": fields})
+
+
+@contextmanager
+def timed() -> Iterator[dict[str, float]]:
+    """Measure a block; the yielded dict holds `duration_ms` once the block ends."""
+    box: dict[str, float] = {}
+    start = time.perf_counter()
+    try:
+        yield box
+    finally:
+        box["duration_ms"] = round((time.perf_counter() - start) * 1000, 1)

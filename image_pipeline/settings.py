@@ -1,0 +1,229 @@
+"""One frozen, typed settings object, read from the environment once and validated with clear messages."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+
+from image_pipeline.errors import ConfigurationError
+
+
+class OutputFormat(str, Enum):
+    """Encodings the variants can be written in."""
+
+    WEBP = "webp"
+    AVIF = "avif"
+    JPEG = "jpeg"
+    PNG = "png"
+
+    @property
+    def content_type(self) -> str:
+        """The MIME type stored on output objects."""
+        return f"image/{self.value}"
+
+    @property
+    def extension(self) -> str:
+        """The file-name extension of output objects."""
+        return "jpg" if self is OutputFormat.JPEG else self.value
+
+    @property
+    def supports_animation(self) -> bool:
+        """Whether Pillow can write more than one frame in this format."""
+        return self in (OutputFormat.WEBP, OutputFormat.PNG, OutputFormat.AVIF)
+
+
+class UrlMode(str, Enum):
+    """How the URL of an output is made."""
+
+    TOKEN = "token"
+    PUBLIC = "public"
+
+
+class DeleteOriginal(str, Enum):
+    """Whether the uploaded source is deleted once its variants are recorded."""
+
+    NEVER = "never"
+    ON_SUCCESS = "on_success"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A named output size: the longest edge fits in `max_edge` pixels."""
+
+    name: str
+    max_edge: int
+
+
+@dataclass(frozen=True)
+class ImagingOptions:
+    """Everything the pure imaging core needs; nothing about clouds."""
+
+    variants: tuple[Variant, ...] = (Variant("thumb", 256), Variant("medium", 1024), Variant("large", 2048))
+    output_format: OutputFormat = OutputFormat.WEBP
+    quality: int = 80
+    max_input_bytes: int = 50 * 1024 * 1024
+    max_pixels: int = 100_000_000
+    max_frames: int = 300
+    keep_animation: bool = False
+    encode_threads: int = 0
+
+    @property
+    def largest_variant(self) -> Variant:
+        """The variant with the longest edge, whose URL the app shows."""
+        return max(self.variants, key=lambda variant: variant.max_edge)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All settings of the function, the CLI and the backfill."""
+
+    imaging: ImagingOptions = field(default_factory=ImagingOptions)
+    source_prefix: str = "raw-uploads/"
+    output_prefix: str = "showcase-images/"
+    collection: str = "characters"
+    url_mode: UrlMode = UrlMode.TOKEN
+    delete_original: DeleteOriginal = DeleteOriginal.NEVER
+    max_event_age_s: int = 600
+    retry_window_s: int = 3600
+    client_timeout_s: float = 10.0
+    cache_control: str = "public, max-age=31536000, immutable"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build and validate the settings from environment variables; unset ones keep their defaults."""
+        env = _Env(os.environ if environ is None else environ)
+        defaults_imaging = ImagingOptions()
+        defaults = cls()
+        imaging = ImagingOptions(
+            variants=env.variants("VARIANTS", defaults_imaging.variants),
+            output_format=env.choice("OUTPUT_FORMAT", OutputFormat, defaults_imaging.output_format),
+            quality=env.integer("QUALITY", defaults_imaging.quality, low=1, high=100),
+            max_input_bytes=env.integer("MAX_INPUT_BYTES", defaults_imaging.max_input_bytes, low=1),
+            max_pixels=env.integer("MAX_PIXELS", defaults_imaging.max_pixels, low=1),
+            max_frames=env.integer("MAX_FRAMES", defaults_imaging.max_frames, low=1),
+            keep_animation=env.boolean("KEEP_ANIMATION", defaults_imaging.keep_animation),
+            encode_threads=env.integer("ENCODE_THREADS", defaults_imaging.encode_threads, low=0, high=64),
+        )
+        settings = cls(
+            imaging=imaging,
+            source_prefix=env.prefix("SOURCE_PREFIX", defaults.source_prefix),
+            output_prefix=env.prefix("OUTPUT_PREFIX", defaults.output_prefix),
+            collection=env.name("FIRESTORE_COLLECTION", defaults.collection),
+            url_mode=env.choice("URL_MODE", UrlMode, defaults.url_mode),
+            delete_original=env.choice("DELETE_ORIGINAL", DeleteOriginal, defaults.delete_original),
+            max_event_age_s=env.integer("MAX_EVENT_AGE_S", defaults.max_event_age_s, low=0),
+            retry_window_s=env.integer("RETRY_WINDOW_S", defaults.retry_window_s, low=0),
+            client_timeout_s=env.number("CLIENT_TIMEOUT_S", defaults.client_timeout_s, low=0.1, high=50),
+        )
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Reject combinations that no single variable can show to be wrong."""
+        if self.output_prefix.startswith(self.source_prefix) or self.source_prefix.startswith(self.output_prefix):
+            raise ConfigurationError(
+                f"SOURCE_PREFIX {self.source_prefix!r} and OUTPUT_PREFIX {self.output_prefix!r} overlap: "
+                "outputs would trigger the function again"
+            )
+
+
+_VARIANT = re.compile(r"^([a-z][a-z0-9_-]{0,31}):([1-9][0-9]{0,4})$")
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_PREFIX = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*/$")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+class _Env:
+    """Typed readers over an environment mapping; each error names the variable and what it accepts."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def _raw(self, key: str) -> str | None:
+        value = self._environ.get(key)
+        return None if value is None or value.strip() == "" else value.strip()
+
+    def integer(self, key: str, default: int, low: int | None = None, high: int | None = None) -> int:
+        raw = self._raw(key)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigurationError(f"{key} must be a whole number, got {raw!r}") from None
+        return _in_range(key, value, low, high)
+
+    def number(self, key: str, default: float, low: float | None = None, high: float | None = None) -> float:
+        raw = self._raw(key)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigurationError(f"{key} must be a number, got {raw!r}") from None
+        return _in_range(key, value, low, high)
+
+    def boolean(self, key: str, default: bool) -> bool:
+        raw = self._raw(key)
+        if raw is None:
+            return default
+        if raw.lower() in _TRUE:
+            return True
+        if raw.lower() in _FALSE:
+            return False
+        raise ConfigurationError(f"{key} must be one of true/false/1/0/yes/no/on/off, got {raw!r}")
+
+    def choice(self, key: str, kind: type[Enum], default: Enum):
+        raw = self._raw(key)
+        if raw is None:
+            return default
+        try:
+            return kind(raw.lower())
+        except ValueError:
+            allowed = ", ".join(member.value for member in kind)
+            raise ConfigurationError(f"{key} must be one of {allowed}, got {raw!r}") from None
+
+    def name(self, key: str, default: str) -> str:
+        raw = self._raw(key)
+        if raw is None:
+            return default
+        if not _NAME.match(raw):
+            raise ConfigurationError(f"{key} must be 1-128 characters of A-Z a-z 0-9 _ -, got {raw!r}")
+        return raw
+
+    def prefix(self, key: str, default: str) -> str:
+        raw = self._raw(key)
+        if raw is None:
+            return default
+        if not _PREFIX.match(raw) or ".." in raw.split("/"):
+            raise ConfigurationError(f"{key} must look like 'folder/' or 'a/b/' (ending in '/'), got {raw!r}")
+        return raw
+
+    def variants(self, key: str, default: tuple[Variant, ...]) -> tuple[Variant, ...]:
+        raw = self._raw(key)
+        if raw is None:
+            return default
+        variants = []
+        for item in raw.split(","):
+            match = _VARIANT.match(item.strip())
+            if not match:
+                raise ConfigurationError(
+                    f"{key} must be a comma-separated list of name:pixels (e.g. thumb:256,large:2048); "
+                    f"{item.strip()!r} is not"
+                )
+            variants.append(Variant(match.group(1), int(match.group(2))))
+        names = [variant.name for variant in variants]
+        if len(set(names)) != len(names):
+            raise ConfigurationError(f"{key} names each variant once; got {', '.join(names)}")
+        return tuple(variants)
+
+
+def _in_range(key: str, value, low, high):
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f"at least {low}" if high is None else f"between {low} and {high}"
+        raise ConfigurationError(f"{key} must be {bounds}, got {value}")
+    return value
