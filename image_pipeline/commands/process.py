@@ -1,0 +1,80 @@
+"""`process INPUT... --out DIR`: run the imaging core on local files, one JSON line per input on stdout."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register the `process` command."""
+    parser = subparsers.add_parser("process", help="make the variants of local image files")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files to process")
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for the variants")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Process every input; exit 0 if all succeeded, 1 if any was rejected."""
+    from image_pipeline import logs
+    from image_pipeline.settings import Settings
+
+    logs.configure(stream=sys.stderr)
+    settings = Settings.from_env()
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = [process_file(Path(path), args.out, settings) for path in args.inputs]
+    return 0 if all(result["ok"] for result in results) else 1
+
+
+def process_file(path: Path, out_dir: Path, settings: Any) -> dict[str, Any]:
+    """Process one file, write its variants, print and return its JSON line."""
+    from image_pipeline.errors import PermanentError
+    from image_pipeline.imaging import process_image
+
+    try:
+        data = read_bounded(path, settings.imaging.max_input_bytes)
+        processed = process_image(data, settings.imaging)
+    except PermanentError as rejection:
+        line = {"input": str(path), "ok": False, "error": rejection.as_record()}
+    else:
+        line = {
+            "input": str(path),
+            "ok": True,
+            "source": vars(processed.source),
+            "variants": [write_variant(path, out_dir, variant) for variant in processed.variants],
+            "placeholder": processed.placeholder.as_record(),
+        }
+    print(json.dumps(line), flush=True)
+    return line
+
+
+def read_bounded(path: Path, limit: int) -> bytes:
+    """Read a file, refusing it as too large or unreadable before reading more than `limit` bytes."""
+    from image_pipeline.errors import ImageRejected, RejectionCode
+
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as error:
+        raise ImageRejected(RejectionCode.CORRUPT_IMAGE, f"cannot read {path}: {error.strerror}") from None
+    if len(data) > limit:
+        raise ImageRejected(RejectionCode.TOO_LARGE, f"the file is larger than the {limit}-byte limit")
+    return data
+
+
+def write_variant(source: Path, out_dir: Path, variant: Any) -> dict[str, Any]:
+    """Write one variant as `<stem>_<name>.<ext>` and describe it."""
+    target = out_dir / f"{source.stem}_{variant.name}.{variant.extension}"
+    target.write_bytes(variant.data)
+    return {
+        "name": variant.name,
+        "path": str(target),
+        "format": variant.format,
+        "width": variant.width,
+        "height": variant.height,
+        "bytes": target.stat().st_size,
+        "contentType": variant.content_type,
+    }
