@@ -14,6 +14,7 @@ class RejectionCode(str, Enum):
     EMPTY = "empty"
     UNSUPPORTED_ENCODING = "unsupported_encoding"
     RETRIES_EXHAUSTED = "retries_exhausted"
+    SOURCE_GONE = "source_gone"
 
 
 class PipelineError(Exception):
@@ -39,6 +40,10 @@ class ImageRejected(PermanentError):
 
 class TransientError(PipelineError):
     """A backend was unavailable or slow: raise so the platform redelivers the event."""
+
+
+class DocumentNotYetCreated(TransientError):
+    """The character document does not exist yet (the app uploads first): retry until the event is too old."""
 
 
 class ConfigurationError(PipelineError):

@@ -76,6 +76,10 @@ class ImagingOptions:
         return max(self.variants, key=lambda variant: variant.max_edge)
 
 
+FIREBASE_DOWNLOAD_BASE = "https://firebasestorage.googleapis.com/v0"
+PUBLIC_STORAGE_BASE = "https://storage.googleapis.com"
+
+
 @dataclass(frozen=True)
 class Settings:
     """All settings of the function, the CLI and the backfill."""
@@ -89,7 +93,10 @@ class Settings:
     max_event_age_s: int = 600
     retry_window_s: int = 3600
     client_timeout_s: float = 10.0
+    client_retry_s: float = 5.0
     cache_control: str = "public, max-age=31536000, immutable"
+    download_url_base: str = FIREBASE_DOWNLOAD_BASE
+    public_url_base: str = PUBLIC_STORAGE_BASE
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -117,6 +124,9 @@ class Settings:
             max_event_age_s=env.integer("MAX_EVENT_AGE_S", defaults.max_event_age_s, low=0),
             retry_window_s=env.integer("RETRY_WINDOW_S", defaults.retry_window_s, low=0),
             client_timeout_s=env.number("CLIENT_TIMEOUT_S", defaults.client_timeout_s, low=0.1, high=50),
+            client_retry_s=env.number("CLIENT_RETRY_S", defaults.client_retry_s, low=0, high=30),
+            download_url_base=env.url("DOWNLOAD_URL_BASE", _emulator_base(env, "/storage/v1") or FIREBASE_DOWNLOAD_BASE),
+            public_url_base=env.url("PUBLIC_URL_BASE", _emulator_base(env, "") or PUBLIC_STORAGE_BASE),
         )
         settings.validate()
         return settings
@@ -133,6 +143,7 @@ class Settings:
 _VARIANT = re.compile(r"^([a-z][a-z0-9_-]{0,31}):([1-9][0-9]{0,4})$")
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _PREFIX = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*/$")
+_URL = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -203,6 +214,14 @@ class _Env:
             raise ConfigurationError(f"{key} must look like 'folder/' or 'a/b/' (ending in '/'), got {raw!r}")
         return raw
 
+    def url(self, key: str, default: str) -> str:
+        raw = self._raw(key)
+        if raw is None:
+            return default
+        if not _URL.match(raw):
+            raise ConfigurationError(f"{key} must be an http(s) URL without query, like https://host/path; got {raw!r}")
+        return raw.rstrip("/")
+
     def variants(self, key: str, default: tuple[Variant, ...]) -> tuple[Variant, ...]:
         raw = self._raw(key)
         if raw is None:
@@ -220,6 +239,15 @@ class _Env:
         if len(set(names)) != len(names):
             raise ConfigurationError(f"{key} names each variant once; got {', '.join(names)}")
         return tuple(variants)
+
+
+def _emulator_base(env: _Env, path: str) -> str | None:
+    """Against fake-gcs-server (STORAGE_EMULATOR_HOST set), URLs point at the emulator so they can be opened locally."""
+    host = env._raw("STORAGE_EMULATOR_HOST")
+    if host is None:
+        return None
+    origin = host.rstrip("/") if "://" in host else f"http://{host.rstrip('/')}"
+    return origin + path
 
 
 def _in_range(key: str, value, low, high):

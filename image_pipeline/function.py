@@ -1,0 +1,99 @@
+"""The function's per-instance state and per-event flow: classify, skip cheaply, or run the use case and log one summary."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from image_pipeline.logs import log
+from image_pipeline.objects import Skip, classify
+from image_pipeline.settings import ImagingOptions, Settings
+from image_pipeline.usecase import Dependencies, Outcome, Trace, handle_upload
+
+LOGGER = logging.getLogger("image_pipeline.function")
+
+_SEVERITY = {
+    Outcome.SKIPPED: logging.INFO,
+    Outcome.COMPLETE: logging.INFO,
+    Outcome.DUPLICATE: logging.INFO,
+    Outcome.SUPERSEDED: logging.INFO,
+    Outcome.FAILED: logging.WARNING,
+    Outcome.NOT_OWNER: logging.WARNING,
+    Outcome.DOCUMENT_MISSING: logging.WARNING,
+}
+
+
+def process_with_core(data: bytes, options: ImagingOptions) -> Any:
+    """Run the imaging core, imported on first use so that skipped events never load Pillow."""
+    from image_pipeline.imaging import process_image
+
+    return process_image(data, options)
+
+
+def connect_dependencies(settings: Settings) -> Dependencies:
+    """Real adapters: Cloud Storage and Firestore clients, created once per instance."""
+    from image_pipeline.gateway import firestore, storage
+
+    return Dependencies(
+        objects=storage.connect(settings.client_timeout_s, settings.client_retry_s),
+        characters=firestore.connect(settings.collection, settings.client_timeout_s, settings.client_retry_s),
+        process=process_with_core,
+        now=lambda: datetime.now(timezone.utc),
+    )
+
+
+class Function:
+    """One instance of the function: settings read once, clients created lazily once, safe across threads."""
+
+    def __init__(self, settings: Settings, connect=connect_dependencies) -> None:
+        self._settings = settings
+        self._connect = connect
+        self._dependencies: Dependencies | None = None
+        self._lock = threading.Lock()
+
+    def handle(self, event_id: str, event_time: str | None, data: Any) -> Outcome:
+        """Handle one storage event; raise to have it redelivered. Logs exactly one summary line."""
+        started = time.perf_counter()
+        trace = Trace()
+        try:
+            outcome, reason = self._handle(event_id, event_time, data, trace)
+        except Exception as error:
+            self._summarise(event_id, data, trace, started, "retry", logging.ERROR, error=f"{type(error).__name__}: {error}")
+            raise
+        self._summarise(event_id, data, trace, started, outcome.value, _SEVERITY[outcome], reason=reason)
+        return outcome
+
+    def _handle(self, event_id: str, event_time: str | None, data: Any, trace: Trace) -> tuple[Outcome, str | None]:
+        """Skip what is not a source upload; otherwise run the use case on the real adapters."""
+        upload = classify(event_id, event_time, data, self._settings)
+        if isinstance(upload, Skip):
+            return Outcome.SKIPPED, upload.reason
+        return handle_upload(upload, self._settings, self._connected(), trace), None
+
+    def _connected(self) -> Dependencies:
+        """The adapters, created by the first event that needs them."""
+        if self._dependencies is None:
+            with self._lock:
+                if self._dependencies is None:
+                    self._dependencies = self._connect(self._settings)
+        return self._dependencies
+
+    def _summarise(self, event_id: str, data: Any, trace: Trace, started: float, outcome: str, level: int, **extra: Any) -> None:
+        """The per-event summary line for Cloud Logging."""
+        resource = data if isinstance(data, dict) else {}
+        fields = {
+            "eventId": event_id,
+            "bucket": resource.get("bucket"),
+            "object": resource.get("name"),
+            "generation": resource.get("generation"),
+            "stage": trace.stage,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+            "outcome": outcome,
+        }
+        if trace.error:
+            fields["error"] = trace.error
+        fields.update({key: value for key, value in extra.items() if value is not None})
+        log(LOGGER, level, f"{outcome}: {resource.get('name')}", **fields)

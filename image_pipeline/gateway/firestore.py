@@ -1,0 +1,83 @@
+"""CharacterStore on google-cloud-firestore: every decision and its writes in one transaction, all RPCs bounded."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from google.api_core import exceptions as api
+from google.api_core import gapic_v1
+from google.api_core import retry as retries
+from google.cloud import firestore
+
+from image_pipeline.errors import TransientError
+from image_pipeline.gateway.errors import transient_on_outage
+from image_pipeline.ports import Decide, Decision, ServerTime
+
+TRANSACTION_ATTEMPTS = 5
+
+
+class FirestoreCharacters:
+    """The CharacterStore port over a Firestore client (ADC in the cloud, FIRESTORE_EMULATOR_HOST locally)."""
+
+    def __init__(self, client: firestore.Client, collection: str) -> None:
+        self._client = client
+        self._collection = collection
+
+    def transact(self, character_id: str, decide: Decide) -> Decision:
+        """Read `characters/{id}`, decide, and write the decision's updates in the same transaction."""
+        reference = self._client.collection(self._collection).document(character_id)
+
+        @firestore.transactional
+        def read_decide_write(transaction: firestore.Transaction) -> Decision:
+            snapshot = reference.get(transaction=transaction)
+            decision = decide(snapshot.to_dict() if snapshot.exists else None)
+            if decision.writes:
+                transaction.update(reference, with_server_time(decision.writes))
+            return decision
+
+        with transient_on_outage(f"transaction on {self._collection}/{character_id}"):
+            try:
+                return read_decide_write(self._client.transaction(max_attempts=TRANSACTION_ATTEMPTS))
+            except ValueError as error:
+                if isinstance(error.__cause__, api.Aborted):
+                    raise TransientError(f"{self._collection}/{character_id} stayed contended: {error}") from error
+                raise
+
+
+def with_server_time(value: Any) -> Any:
+    """The same updates with each SERVER_TIME marker replaced by Firestore's server timestamp."""
+    if isinstance(value, ServerTime):
+        return firestore.SERVER_TIMESTAMP
+    if isinstance(value, Mapping):
+        return {key: with_server_time(item) for key, item in value.items()}
+    return value
+
+
+def bound_rpcs(client: firestore.Client, timeout_s: float, retry_s: float) -> None:
+    """Give every RPC of the client a short timeout and retry window.
+
+    The generated defaults allow 60-300 s per call, and the transaction's begin and commit calls take no
+    timeout argument, so the defaults themselves are replaced; an attempt must end inside the function's timeout.
+    """
+    retry = retries.Retry(
+        initial=0.2,
+        maximum=1.0,
+        multiplier=2,
+        predicate=retries.if_exception_type(
+            api.DeadlineExceeded, api.InternalServerError, api.ResourceExhausted, api.ServiceUnavailable
+        ),
+        timeout=retry_s,
+    )
+    transport = client._firestore_api._transport
+    for rpc in list(transport._wrapped_methods):
+        transport._wrapped_methods[rpc] = gapic_v1.method.wrap_method(
+            rpc, default_retry=retry if retry_s else None, default_timeout=timeout_s
+        )
+
+
+def connect(collection: str, timeout_s: float, retry_s: float) -> FirestoreCharacters:
+    """A FirestoreCharacters on a new client: Application Default Credentials, or anonymous against the emulator."""
+    client = firestore.Client()
+    bound_rpcs(client, timeout_s, retry_s)
+    return FirestoreCharacters(client, collection)

@@ -1,0 +1,78 @@
+"""ObjectStore on google-cloud-storage: exact-generation downloads, create-only simple uploads, bounded retries."""
+
+from __future__ import annotations
+
+import uuid
+
+from google.api_core import exceptions as api
+from google.cloud import storage
+from google.cloud.storage.retry import DEFAULT_RETRY
+
+from image_pipeline.errors import TransientError
+from image_pipeline.gateway.errors import transient_on_outage
+from image_pipeline.ports import TOKEN_METADATA_KEY
+
+class CloudStorage:
+    """The ObjectStore port over a google-cloud-storage client (ADC in the cloud, STORAGE_EMULATOR_HOST locally)."""
+
+    def __init__(self, client: storage.Client, timeout_s: float, retry_s: float) -> None:
+        self._client = client
+        self._timeout_s = timeout_s
+        # The library's default retries for 120 s; an attempt must end well inside the function's timeout.
+        self._retry = DEFAULT_RETRY.with_timeout(retry_s).with_delay(initial=0.2, maximum=1.0) if retry_s else None
+
+    def download(self, bucket: str, name: str, generation: int) -> bytes | None:
+        """The bytes of exactly this generation, or None if it was overwritten or deleted."""
+        blob = self._client.bucket(bucket).blob(name, generation=generation)
+        with transient_on_outage(f"download gs://{bucket}/{name}#{generation}"):
+            try:
+                return blob.download_as_bytes(timeout=self._timeout_s, retry=self._retry)
+            except (api.NotFound, api.PreconditionFailed):
+                return None
+
+    def create(self, bucket: str, name: str, data: bytes, content_type: str, cache_control: str) -> str:
+        """Write the object only if absent, with a fresh token; if it exists, return its token instead."""
+        token = str(uuid.uuid4())
+        blob = self._client.bucket(bucket).blob(name)
+        blob.cache_control = cache_control
+        blob.metadata = {TOKEN_METADATA_KEY: token}
+        # Variants are far below 8 MiB, so the library sends one multipart request (no resumable session).
+        with transient_on_outage(f"upload gs://{bucket}/{name}"):
+            try:
+                blob.upload_from_string(
+                    data,
+                    content_type=content_type,
+                    if_generation_match=0,
+                    timeout=self._timeout_s,
+                    retry=self._retry,
+                )
+            except api.PreconditionFailed:
+                return self._existing_token(bucket, name)
+        return token
+
+    def _existing_token(self, bucket: str, name: str) -> str:
+        """The token of an object a previous attempt wrote; one is added if it somehow has none."""
+        blob = self._client.bucket(bucket).get_blob(name, timeout=self._timeout_s, retry=self._retry)
+        if blob is None:
+            raise TransientError(f"gs://{bucket}/{name} vanished between the refused upload and its read")
+        tokens = (blob.metadata or {}).get(TOKEN_METADATA_KEY) or ""
+        if tokens:
+            return tokens.split(",")[0]
+        token = str(uuid.uuid4())
+        blob.metadata = {**(blob.metadata or {}), TOKEN_METADATA_KEY: token}
+        blob.patch(if_metageneration_match=blob.metageneration, timeout=self._timeout_s, retry=self._retry)
+        return token
+
+    def delete(self, bucket: str, name: str, generation: int) -> None:
+        """Delete exactly this generation; already gone or replaced is fine."""
+        blob = self._client.bucket(bucket).blob(name)
+        with transient_on_outage(f"delete gs://{bucket}/{name}#{generation}"):
+            try:
+                blob.delete(if_generation_match=generation, timeout=self._timeout_s, retry=self._retry)
+            except (api.NotFound, api.PreconditionFailed):
+                return
+
+
+def connect(timeout_s: float, retry_s: float) -> CloudStorage:
+    """A CloudStorage on a new client: Application Default Credentials, or anonymous against the emulator."""
+    return CloudStorage(storage.Client(), timeout_s, retry_s)

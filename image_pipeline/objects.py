@@ -1,0 +1,131 @@
+"""Pure rules about object names and events: which uploads are ours, where outputs go, what their URLs are.
+
+Standard library only, so that the skip decision costs microseconds and no network call.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import quote
+
+from image_pipeline.settings import Settings, UrlMode
+
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_GENERATION = re.compile(r"^[1-9][0-9]{0,19}$")
+_UNSAFE_STEM_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
+_MAX_STEM = 64
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One finalized source object that this function must process, as described by its event."""
+
+    event_id: str
+    event_time: datetime
+    bucket: str
+    name: str
+    generation: int
+    size: int
+    content_type: str | None
+    content_encoding: str | None
+    uid: str
+    character_id: str
+    file_name: str
+
+
+@dataclass(frozen=True)
+class Skip:
+    """An event acknowledged without work, and why."""
+
+    reason: str
+
+
+def classify(event_id: str, event_time: str | None, data: Any, settings: Settings) -> Upload | Skip:
+    """Turn a storage event into an Upload to process, or a Skip for anything that is not a source upload."""
+    if not isinstance(data, Mapping):
+        return Skip("event data is not an object resource")
+    name = data.get("name")
+    bucket = data.get("bucket")
+    if not isinstance(name, str) or not isinstance(bucket, str) or not bucket:
+        return Skip("event has no bucket or object name")
+    if not name.startswith(settings.source_prefix):
+        return Skip("object is outside the source prefix")
+    segments = name[len(settings.source_prefix) :].split("/")
+    if len(segments) != 3:
+        return Skip("object path is not {prefix}{uid}/{characterId}/{fileName}")
+    uid, character_id, file_name = segments
+    if not _ID.match(uid) or not _ID.match(character_id):
+        return Skip("uid or characterId is not 1-128 characters of A-Z a-z 0-9 _ -")
+    if file_name in ("", ".", "..") or not file_name.isprintable():
+        return Skip("file name is empty, a dot segment or has control characters")
+    generation = _digits(data.get("generation"))
+    size = _digits(data.get("size"), allow_zero=True)
+    if generation is None or size is None:
+        return Skip("event has no valid generation or size")
+    if size == 0:
+        return Skip("object is empty (a placeholder or an aborted upload)")
+    return Upload(
+        event_id=event_id,
+        event_time=_event_time(event_time, data),
+        bucket=bucket,
+        name=name,
+        generation=generation,
+        size=size,
+        content_type=_optional_text(data.get("contentType")),
+        content_encoding=_optional_text(data.get("contentEncoding")),
+        uid=uid,
+        character_id=character_id,
+        file_name=file_name,
+    )
+
+
+def _digits(value: Any, allow_zero: bool = False) -> int | None:
+    """A non-negative integer sent as a digit string (or an int), else None."""
+    text = str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
+    if allow_zero and text == "0":
+        return 0
+    return int(text) if _GENERATION.match(text) else None
+
+
+def _optional_text(value: Any) -> str | None:
+    """A non-empty string or None."""
+    return value if isinstance(value, str) and value else None
+
+
+def _event_time(event_time: str | None, data: Mapping[str, Any]) -> datetime:
+    """When the event happened: the CloudEvent `time`, else the object's times; aware UTC."""
+    for candidate in (event_time, data.get("updated"), data.get("timeCreated")):
+        parsed = parse_timestamp(candidate)
+        if parsed is not None:
+            return parsed
+    return datetime.now(timezone.utc)
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """An RFC 3339 timestamp as an aware datetime, or None if it is not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def output_path(upload: Upload, variant_name: str, extension: str, settings: Settings) -> str:
+    """The deterministic name of one variant: a retry of the same generation writes the same names."""
+    stem = upload.file_name.rsplit(".", 1)[0] if "." in upload.file_name[1:] else upload.file_name
+    safe_stem = _UNSAFE_STEM_CHARS.sub("_", stem)[:_MAX_STEM].strip("_") or "image"
+    folder = f"{settings.output_prefix}{upload.uid}/{upload.character_id}/"
+    return f"{folder}{safe_stem}-{upload.generation}-{variant_name}.{extension}"
+
+
+def download_url(bucket: str, path: str, token: str, settings: Settings) -> str:
+    """The URL the app stores: a Firebase download URL with the token, or a public URL if so configured."""
+    if settings.url_mode is UrlMode.PUBLIC:
+        return f"{settings.public_url_base}/{bucket}/{quote(path, safe='/')}"
+    return f"{settings.download_url_base}/b/{bucket}/o/{quote(path, safe='')}?alt=media&token={token}"

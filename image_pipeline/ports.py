@@ -1,0 +1,62 @@
+"""The two ports the use case needs: object storage and the character documents. Adapters live in gateway/."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Protocol
+
+TOKEN_METADATA_KEY = "firebaseStorageDownloadTokens"
+
+
+class ServerTime:
+    """Marks a field the document store fills with its own commit time (Firestore's server timestamp)."""
+
+    def __repr__(self) -> str:
+        return "SERVER_TIME"
+
+
+SERVER_TIME = ServerTime()
+
+
+class Verdict(str, Enum):
+    """What a guarded read of the character document decided."""
+
+    MISSING = "missing"
+    NOT_OWNER = "not_owner"
+    SUPERSEDED = "superseded"
+    DONE = "done"
+    IN_PROGRESS = "in_progress"
+    WRITTEN = "written"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A verdict, and the field-path updates to apply in the same transaction (None: write nothing)."""
+
+    verdict: Verdict
+    writes: Mapping[str, Any] | None = None
+
+
+Decide = Callable[[Mapping[str, Any] | None], Decision]
+
+
+class ObjectStore(Protocol):
+    """Object storage (Cloud Storage). Raises TransientError for outages, timeouts and throttling."""
+
+    def download(self, bucket: str, name: str, generation: int) -> bytes | None:
+        """The bytes of exactly this generation, or None if that generation is gone."""
+
+    def create(self, bucket: str, name: str, data: bytes, content_type: str, cache_control: str) -> str:
+        """Write the object only if absent, with a fresh download token; return the token of the stored object."""
+
+    def delete(self, bucket: str, name: str, generation: int) -> None:
+        """Delete exactly this generation; nothing happens if it is already gone."""
+
+
+class CharacterStore(Protocol):
+    """The character documents (Firestore). Raises TransientError for outages, timeouts and contention."""
+
+    def transact(self, character_id: str, decide: Decide) -> Decision:
+        """Read the document (None if missing), call `decide`, and apply its writes atomically with that read."""

@@ -1,0 +1,71 @@
+"""Session fixtures: the Firestore emulator, fake-gcs-server (behind a fault proxy) and the function served by functions-framework.
+
+They start on first use only, so the unit tests run without them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from image_pipeline import emulators
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[emulators.LocalStack]:
+    """Both emulators, with this process's Google clients pointed at them."""
+    with emulators.local_stack() as running:
+        saved = {key: os.environ.get(key) for key in running.client_env()}
+        os.environ.update(running.client_env())
+        emulators.create_bucket(running.storage.url, _backend_module().BUCKET)
+        yield running
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def storage_proxy(stack: emulators.LocalStack):
+    """The fault-injecting proxy the function uses to reach fake-gcs-server."""
+    proxy = _backend_module().FaultProxy(stack.storage.port)
+    yield proxy
+    proxy.close()
+
+
+@pytest.fixture(scope="session")
+def function_url(stack: emulators.LocalStack, storage_proxy) -> Iterator[str]:
+    """`main.process_image` served over real HTTP by functions-framework, as Cloud Run would."""
+    env = {
+        **stack.client_env(),
+        "STORAGE_EMULATOR_HOST": storage_proxy.url,
+        "DOWNLOAD_URL_BASE": f"{stack.storage.url}/storage/v1",
+        "CLIENT_RETRY_S": "1",
+        "CLIENT_TIMEOUT_S": "5",
+    }
+    server = emulators.start_function(env)
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def backend(stack: emulators.LocalStack, function_url: str, storage_proxy):
+    """A clean bucket and database, and the helpers to drive and inspect them."""
+    from google.cloud import firestore, storage
+
+    module = _backend_module()
+    storage_proxy.failing.clear()
+    emulators.wipe_firestore(stack.firestore.host_port, stack.project)
+    helper = module.Backend(function_url, storage.Client(), firestore.Client())
+    helper.wipe()
+    return helper
+
+
+def _backend_module():
+    """tests.backend, imported when an end-to-end fixture is first used (it loads the Google clients and Pillow)."""
+    from tests import backend
+
+    return backend
