@@ -1,0 +1,714 @@
+#!/usr/bin/env bash
+# deploy.sh - deploy image-pipeline to Cloud Functions (2nd gen), safely and idempotently.
+#
+#   ./deploy.sh [deploy]      the function, its identities and their IAM (default)
+#   ./deploy.sh backfill-job  a Cloud Run job running `python -m image_pipeline backfill`, sharded over tasks
+#   ./deploy.sh rules         `firebase deploy --only storage,firestore:rules`
+#
+# Every step is safe to re-run: services are enabled (a no-op when on), service accounts are created only
+# when `describe` says they are missing, IAM bindings are added (adding an existing binding changes
+# nothing) and `gcloud functions deploy` creates or updates. `--dry-run` prints every command, in order,
+# one per line (lines starting with `#` are notes), and runs nothing, not even read-only lookups.
+#
+# Security posture (what the original CharaForge worker got wrong): no `--allow-unauthenticated`, ingress
+# `internal-only`, a dedicated runtime identity with object access on this one bucket and Firestore access,
+# a dedicated trigger identity that may invoke this one function, no service-account keys and no secrets:
+# the runtime identity is the credential.
+set -euo pipefail
+
+PROG=${0##*/}
+SCRIPT_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
+
+usage() {
+  cat <<EOF
+Usage: $PROG [deploy|backfill-job|rules] [options]
+
+Subcommands:
+  deploy          (default) enable APIs, check the bucket location, create the runtime and trigger service
+                  accounts if missing, grant least-privilege IAM, deploy the function (gen2, Python 3.12,
+                  trigger google.cloud.storage.object.v1.finalized on BUCKET, retries on, ingress
+                  internal-only, no unauthenticated access) and let only the trigger identity invoke it.
+  backfill-job    deploy (from source) and execute a Cloud Run job running
+                  'python -m image_pipeline backfill' as the runtime service account, with TASKS tasks;
+                  each task processes its shard (CLOUD_RUN_TASK_INDEX of CLOUD_RUN_TASK_COUNT).
+                  Run 'deploy' first: the job reuses its service account and IAM.
+  rules           deploy storage.rules and firestore.rules: firebase deploy --only storage,firestore:rules
+
+Options (each has an environment variable; flags win):
+  --project ID              PROJECT_ID (or GOOGLE_CLOUD_PROJECT; else 'gcloud config get-value project')
+  --region REGION           REGION, default us-central1 (the function's and the job's region)
+  --bucket NAME             BUCKET (required for deploy and backfill-job), e.g. my-app.firebasestorage.app
+  --bucket-location LOC     BUCKET_LOCATION: assume this location instead of looking it up in a dry run;
+                            a real run looks it up and fails if it differs
+  --function-name NAME      FUNCTION_NAME, default image-pipeline
+  --runtime-sa NAME|EMAIL   RUNTIME_SA, default image-pipeline-runtime (created in PROJECT if missing)
+  --trigger-sa NAME|EMAIL   TRIGGER_SA, default image-pipeline-trigger (created in PROJECT if missing)
+  --memory SIZE             MEMORY, default 1Gi      (see the sizing notes in this script)
+  --cpu N                   CPU, default 1
+  --concurrency N           CONCURRENCY, default 2  (requests per instance; >1 needs CPU >= 1)
+  --timeout DURATION        TIMEOUT, default 60s
+  --max-instances N         MAX_INSTANCES, default 10 (the cost ceiling: MAX_INSTANCES x CONCURRENCY images)
+  --min-instances N         MIN_INSTANCES, default 0
+  --build-service-account SA  BUILD_SERVICE_ACCOUNT, optional: Cloud Build identity (email or full name)
+  --allow-undersized        ALLOW_UNDERSIZED=1: deploy even if MEMORY < 120 MiB + CONCURRENCY x 250 MiB
+  --skip-apis               SKIP_APIS=1: do not run 'gcloud services enable'
+  --dry-run                 DRY_RUN=1: print the commands, run nothing
+  -h, --help                this help
+
+backfill-job options:
+  --job-name NAME           JOB_NAME, default image-pipeline-backfill
+  --tasks N                 TASKS, default 10 (shards; each task gets CLOUD_RUN_TASK_INDEX/COUNT)
+  --parallelism N           PARALLELISM, default 0 (= as many tasks at once as Cloud Run allows)
+  --job-memory SIZE         JOB_MEMORY, default 2Gi
+  --job-cpu N               JOB_CPU, default 2
+  --task-timeout DURATION   TASK_TIMEOUT, default 3600s
+  --max-retries N           MAX_RETRIES, default 3 (a retried task resumes: the backfill skips what is done)
+  --backfill-arg ARG        BACKFILL_ARGS (space-separated): extra arguments for the backfill command,
+                            e.g. --backfill-arg=--force; repeatable; no commas
+  --no-execute              EXECUTE=0: deploy the job but do not execute it
+  --wait                    WAIT=1: wait for the execution to finish
+
+Function settings, written to an --env-vars-file (only those set are passed, plus the defaults shown):
+  VARIANTS OUTPUT_FORMAT QUALITY MAX_INPUT_BYTES MAX_PIXELS MAX_FRAMES KEEP_ANIMATION ENCODE_THREADS
+  SOURCE_PREFIX (raw-uploads/) OUTPUT_PREFIX (showcase-images/) FIRESTORE_COLLECTION (characters)
+  URL_MODE DELETE_ORIGINAL MAX_EVENT_AGE_S RETRY_WINDOW_S CLIENT_TIMEOUT_S LOG_LEVEL (INFO)
+
+Examples:
+  PROJECT_ID=my-app BUCKET=my-app.firebasestorage.app ./deploy.sh
+  ./deploy.sh --dry-run --project my-app --bucket my-app.firebasestorage.app --bucket-location US
+  ./deploy.sh backfill-job --project my-app --bucket my-app.firebasestorage.app --tasks 50
+EOF
+}
+
+note() { printf '%s: %s\n' "$PROG" "$*" >&2; }
+die() {
+  printf '%s: error: %s\n' "$PROG" "$*" >&2
+  exit 1
+}
+usage_error() {
+  printf '%s: error: %s (see %s --help)\n' "$PROG" "$*" "$PROG" >&2
+  exit 2
+}
+
+# ---------------------------------------------------------------------------------------------------------
+# Configuration: environment first, flags override.
+# ---------------------------------------------------------------------------------------------------------
+SUBCOMMAND=""
+PROJECT_ID=${PROJECT_ID:-${GOOGLE_CLOUD_PROJECT:-}}
+REGION=${REGION:-us-central1}
+BUCKET=${BUCKET:-}
+BUCKET_LOCATION=${BUCKET_LOCATION:-}
+FUNCTION_NAME=${FUNCTION_NAME:-image-pipeline}
+RUNTIME_SA=${RUNTIME_SA:-image-pipeline-runtime}
+TRIGGER_SA=${TRIGGER_SA:-image-pipeline-trigger}
+# Sizing, for the 100-megapixel worst case the settings allow (MAX_PIXELS defaults to 100_000_000):
+# the imaging core targets <= 150 MiB peak RSS for one 100 MP JPEG (it decodes with draft/reduce and
+# streams the variants); we budget 250 MiB of headroom per concurrent image for allocator fragmentation,
+# the downloaded bytes (up to MAX_INPUT_BYTES = 50 MiB) and the encoded outputs, plus ~120 MiB for the
+# interpreter, functions-framework and the Google clients. So MEMORY >= 120 MiB + CONCURRENCY x 250 MiB:
+# 620 MiB for the default CONCURRENCY=2, which 1Gi covers with room to spare. Concurrency > 1 requires
+# at least 1 CPU on Cloud Functions 2nd gen; one CPU shared by two images keeps an instance busy while the
+# other image waits on Storage/Firestore I/O. Raise CONCURRENCY only together with MEMORY (and CPU).
+MEMORY=${MEMORY:-1Gi}
+CPU=${CPU:-1}
+CONCURRENCY=${CONCURRENCY:-2}
+# 60 s: an attempt must end well inside it (the clients' own retries are bounded by CLIENT_TIMEOUT_S);
+# anything longer is better handled by raising and letting Eventarc redeliver with backoff.
+TIMEOUT=${TIMEOUT:-60s}
+# The cost ceiling: at most MAX_INSTANCES x CONCURRENCY images in flight. Every output we write triggers the
+# function again (and is skipped cheaply), so a bulk upload produces a burst; excess events are retried.
+MAX_INSTANCES=${MAX_INSTANCES:-10}
+MIN_INSTANCES=${MIN_INSTANCES:-0}
+BUILD_SERVICE_ACCOUNT=${BUILD_SERVICE_ACCOUNT:-}
+ALLOW_UNDERSIZED=${ALLOW_UNDERSIZED:-0}
+SKIP_APIS=${SKIP_APIS:-0}
+DRY_RUN=${DRY_RUN:-0}
+JOB_NAME=${JOB_NAME:-image-pipeline-backfill}
+TASKS=${TASKS:-10}
+PARALLELISM=${PARALLELISM:-0}
+JOB_MEMORY=${JOB_MEMORY:-2Gi}
+JOB_CPU=${JOB_CPU:-2}
+TASK_TIMEOUT=${TASK_TIMEOUT:-3600s}
+MAX_RETRIES=${MAX_RETRIES:-3}
+EXECUTE=${EXECUTE:-1}
+WAIT=${WAIT:-0}
+BACKFILL_EXTRA=()
+if [[ -n ${BACKFILL_ARGS:-} ]]; then
+  read -r -a BACKFILL_EXTRA <<<"$BACKFILL_ARGS"
+fi
+
+# The function's settings (read by image_pipeline.settings.Settings.from_env) that are passed through.
+SETTING_NAMES=(
+  VARIANTS OUTPUT_FORMAT QUALITY MAX_INPUT_BYTES MAX_PIXELS MAX_FRAMES KEEP_ANIMATION ENCODE_THREADS
+  SOURCE_PREFIX OUTPUT_PREFIX FIRESTORE_COLLECTION URL_MODE DELETE_ORIGINAL
+  MAX_EVENT_AGE_S RETRY_WINDOW_S CLIENT_TIMEOUT_S LOG_LEVEL
+)
+# Defaults written explicitly so the deployed configuration shows the contract with the app.
+declare -A SETTING_DEFAULTS=(
+  [SOURCE_PREFIX]=raw-uploads/
+  [OUTPUT_PREFIX]=showcase-images/
+  [FIRESTORE_COLLECTION]=characters
+  [LOG_LEVEL]=INFO
+)
+
+# The APIs a 2nd-gen function with a Cloud Storage trigger (and the backfill job) needs.
+APIS=(
+  cloudfunctions.googleapis.com run.googleapis.com eventarc.googleapis.com cloudbuild.googleapis.com
+  artifactregistry.googleapis.com pubsub.googleapis.com storage.googleapis.com firestore.googleapis.com
+  iam.googleapis.com
+)
+
+while (($#)); do
+  arg=$1
+  shift
+  value=""
+  case $arg in
+    --*=*)
+      value=${arg#*=}
+      arg=${arg%%=*}
+      ;;
+  esac
+  case $arg in
+    -h | --help | help)
+      usage
+      exit 0
+      ;;
+    deploy | backfill-job | rules)
+      [[ -z $SUBCOMMAND ]] || usage_error "more than one subcommand: $SUBCOMMAND and $arg"
+      SUBCOMMAND=$arg
+      continue
+      ;;
+    --dry-run) DRY_RUN=1 ;;
+    --skip-apis) SKIP_APIS=1 ;;
+    --allow-undersized) ALLOW_UNDERSIZED=1 ;;
+    --no-execute) EXECUTE=0 ;;
+    --wait) WAIT=1 ;;
+    --project | --region | --bucket | --bucket-location | --function-name | --runtime-sa | --trigger-sa | \
+      --memory | --cpu | --concurrency | --timeout | --max-instances | --min-instances | \
+      --build-service-account | --job-name | --tasks | --parallelism | --job-memory | --job-cpu | \
+      --task-timeout | --max-retries | --backfill-arg)
+      if [[ -z $value ]]; then
+        (($#)) || usage_error "$arg needs a value"
+        value=$1
+        shift
+      fi
+      case $arg in
+        --project) PROJECT_ID=$value ;;
+        --region) REGION=$value ;;
+        --bucket) BUCKET=$value ;;
+        --bucket-location) BUCKET_LOCATION=$value ;;
+        --function-name) FUNCTION_NAME=$value ;;
+        --runtime-sa) RUNTIME_SA=$value ;;
+        --trigger-sa) TRIGGER_SA=$value ;;
+        --memory) MEMORY=$value ;;
+        --cpu) CPU=$value ;;
+        --concurrency) CONCURRENCY=$value ;;
+        --timeout) TIMEOUT=$value ;;
+        --max-instances) MAX_INSTANCES=$value ;;
+        --min-instances) MIN_INSTANCES=$value ;;
+        --build-service-account) BUILD_SERVICE_ACCOUNT=$value ;;
+        --job-name) JOB_NAME=$value ;;
+        --tasks) TASKS=$value ;;
+        --parallelism) PARALLELISM=$value ;;
+        --job-memory) JOB_MEMORY=$value ;;
+        --job-cpu) JOB_CPU=$value ;;
+        --task-timeout) TASK_TIMEOUT=$value ;;
+        --max-retries) MAX_RETRIES=$value ;;
+        --backfill-arg) BACKFILL_EXTRA+=("$value") ;;
+      esac
+      ;;
+    *) usage_error "unknown argument: $arg" ;;
+  esac
+done
+SUBCOMMAND=${SUBCOMMAND:-deploy}
+
+is_true() { [[ ${1,,} =~ ^(1|true|yes|on)$ ]]; }
+if is_true "$DRY_RUN"; then DRY_RUN=1; else DRY_RUN=0; fi
+
+# ---------------------------------------------------------------------------------------------------------
+# Running commands: print in a dry run, echo to stderr and execute otherwise.
+# ---------------------------------------------------------------------------------------------------------
+# quote WORD...: the words as one shell-readable line; a word with special characters is single-quoted.
+quote() {
+  local out="" word q="'"
+  for word in "$@"; do
+    if [[ $word =~ ^[A-Za-z0-9_@%+=:,./-]+$ ]]; then
+      out+="$word "
+    else
+      out+="'${word//$q/$q\\$q$q}' "
+    fi
+  done
+  printf '%s' "${out% }"
+}
+
+# run CMD...: a command that changes something (or the final deploy).
+run() {
+  if ((DRY_RUN)); then
+    printf '%s\n' "$(quote "$@")"
+  else
+    printf '+ %s\n' "$(quote "$@")" >&2
+    "$@"
+  fi
+}
+
+# run_retry CMD...: like run, retried a few times; IAM is eventually consistent, so a binding for a service
+# account created seconds ago can fail with "does not exist" before it succeeds.
+run_retry() {
+  if ((DRY_RUN)); then
+    run "$@"
+    return
+  fi
+  local attempt
+  for attempt in 1 2 3 4 5 6; do
+    printf '+ %s\n' "$(quote "$@")" >&2
+    if "$@"; then
+      return 0
+    fi
+    ((attempt < 6)) || break
+    note "attempt $attempt failed; retrying in $((attempt * 5)) s (IAM changes take a moment to propagate)"
+    sleep $((attempt * 5))
+  done
+  die "giving up after 6 attempts: $(quote "$@")"
+}
+
+# comment TEXT: a note that is part of the dry-run plan (stdout), or a message on stderr otherwise.
+comment() {
+  if ((DRY_RUN)); then
+    printf '# %s\n' "$*"
+  else
+    note "$*"
+  fi
+}
+
+# ---------------------------------------------------------------------------------------------------------
+# Validation helpers.
+# ---------------------------------------------------------------------------------------------------------
+require_integer() { # NAME VALUE MIN
+  [[ $2 =~ ^[0-9]+$ ]] || usage_error "$1 must be a whole number, got '$2'"
+  (($2 >= $3)) || usage_error "$1 must be at least $3, got $2"
+}
+
+# memory_mib SIZE: the size in MiB (rounded down), from the forms gcloud accepts: 512M, 1Gi, 1024Mi, 2G...
+memory_mib() {
+  local size=$1 number unit
+  [[ $size =~ ^([0-9]+)([kKMG]i?)?[bB]?$ ]] || return 1
+  number=${BASH_REMATCH[1]}
+  unit=${BASH_REMATCH[2]:-}
+  case $unit in
+    "") echo $((number / 1048576)) ;;
+    k | K) echo $((number * 1000 / 1048576)) ;;
+    Ki) echo $((number / 1024)) ;;
+    M) echo $((number * 1000000 / 1048576)) ;;
+    Mi) echo "$number" ;;
+    G) echo $((number * 1000000000 / 1048576)) ;;
+    Gi) echo $((number * 1024)) ;;
+    *) return 1 ;;
+  esac
+}
+
+# millicpu CPU: 1 -> 1000, .5 -> 500, 2000m -> 2000.
+millicpu() {
+  local cpu=$1
+  if [[ $cpu =~ ^([0-9]+)m$ ]]; then
+    echo "${BASH_REMATCH[1]}"
+  elif [[ $cpu =~ ^([0-9]*)(\.([0-9]{1,3}))?$ && -n ${BASH_REMATCH[1]}${BASH_REMATCH[3]} ]]; then
+    local whole=${BASH_REMATCH[1]:-0} frac=${BASH_REMATCH[3]:-}
+    frac=$(printf '%-3s' "$frac")
+    frac=${frac// /0}
+    echo $((10#$whole * 1000 + 10#$frac))
+  else
+    return 1
+  fi
+}
+
+# seconds DURATION: 60, 60s, 5m, 1h -> seconds.
+seconds() {
+  [[ $1 =~ ^([0-9]+)([smh]?)$ ]] || return 1
+  case ${BASH_REMATCH[2]} in
+    "" | s) echo $((10#${BASH_REMATCH[1]})) ;;
+    m) echo $((10#${BASH_REMATCH[1]} * 60)) ;;
+    h) echo $((10#${BASH_REMATCH[1]} * 3600)) ;;
+  esac
+}
+
+# sa_email NAME|EMAIL: a bare account id becomes NAME@PROJECT.iam.gserviceaccount.com.
+sa_email() {
+  if [[ $1 == *@* ]]; then
+    echo "$1"
+  else
+    [[ $1 =~ ^[a-z][a-z0-9-]{4,28}[a-z0-9]$ ]] ||
+      usage_error "service account id '$1' must be 6-30 characters of a-z 0-9 -, starting with a letter"
+    echo "$1@$PROJECT_ID.iam.gserviceaccount.com"
+  fi
+}
+
+# location_compatible BUCKET_LOCATION REGION: whether a trigger for the bucket can serve a function in REGION.
+# Equal locations, the US/EU/ASIA multi-regions containing the region, or a predefined dual-region
+# containing it.
+location_compatible() {
+  local location=${1,,} region=${2,,}
+  [[ $location == "$region" ]] && return 0
+  case $location in
+    us) [[ $region == us-* ]] ;;
+    eu) [[ $region == europe-* && $region != europe-west2 && $region != europe-west6 ]] ;; # UK and CH are not in EU
+    asia) [[ $region == asia-* ]] ;;
+    nam4) [[ $region == us-central1 || $region == us-east1 ]] ;;
+    eur4) [[ $region == europe-north1 || $region == europe-west4 ]] ;;
+    eur5) [[ $region == europe-west1 || $region == europe-west2 ]] ;;
+    asia1) [[ $region == asia-northeast1 || $region == asia-northeast2 ]] ;;
+    *) return 1 ;;
+  esac
+}
+
+check_location() { # LOCATION
+  location_compatible "$1" "$REGION" || die "bucket gs://$BUCKET is in location '$1', which is not compatible \
+with region '$REGION': a Cloud Storage trigger must be in the bucket's location, and the function's region \
+must be that location or inside it (e.g. us-central1 for US or NAM4). Deploy with --region set to a region \
+in '$1' (or move the bucket)."
+}
+
+# ---------------------------------------------------------------------------------------------------------
+# The env-vars file for the function (and the job).
+# ---------------------------------------------------------------------------------------------------------
+WORK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/image-pipeline-deploy.XXXXXX")
+trap 'rm -rf -- "$WORK_DIR"' EXIT
+
+yaml_quote() { # VALUE -> 'VALUE' with single quotes doubled
+  local value=$1
+  printf "'%s'" "${value//\'/\'\'}"
+}
+
+# write_env_file PATH [KEY=VALUE...]: the settings that are set (or defaulted), then the extra pairs.
+write_env_file() {
+  local path=$1 name value pair
+  shift
+  : >"$path"
+  for name in "${SETTING_NAMES[@]}"; do
+    value=${!name:-${SETTING_DEFAULTS[$name]:-}}
+    [[ -n $value ]] || continue
+    [[ $value != *$'\n'* ]] || usage_error "$name must be a single line"
+    printf '%s: %s\n' "$name" "$(yaml_quote "$value")" >>"$path"
+  done
+  for pair in "$@"; do
+    printf '%s: %s\n' "${pair%%=*}" "$(yaml_quote "${pair#*=}")" >>"$path"
+  done
+}
+
+show_env_file() { # PATH: in a dry run, its contents as notes
+  local line
+  if ((DRY_RUN)); then
+    printf '# env-vars file %s (deleted on exit):\n' "$1"
+    while IFS= read -r line; do
+      printf '#   %s\n' "$line"
+    done <"$1"
+  fi
+}
+
+# validate_settings: let the function's own settings parser reject bad values now, rather than at the
+# first event after a three-minute build. Best effort: skipped when Python or the package is unavailable.
+validate_settings() {
+  local python=${PYTHON:-python3} assignments=() name value status=0
+  command -v "$python" >/dev/null 2>&1 || return 0
+  for name in "${SETTING_NAMES[@]}"; do
+    value=${!name:-${SETTING_DEFAULTS[$name]:-}}
+    [[ -z $value ]] || assignments+=("$name=$value")
+  done
+  env "${assignments[@]}" PYTHONPATH="$SCRIPT_DIR" "$python" -c '
+import sys
+try:
+    from image_pipeline.settings import Settings
+    from image_pipeline.errors import ConfigurationError
+except Exception as error:  # a broken checkout must not block a deploy script; say so and go on
+    print(f"settings not validated locally ({error})", file=sys.stderr)
+    sys.exit(0)
+try:
+    Settings.from_env()
+except ConfigurationError as error:
+    print(error, file=sys.stderr)
+    sys.exit(3)
+' || status=$?
+  ((status == 0)) || die "invalid function settings (see above)"
+}
+
+# ---------------------------------------------------------------------------------------------------------
+# Steps.
+# ---------------------------------------------------------------------------------------------------------
+resolve_project() {
+  if [[ -z $PROJECT_ID ]]; then
+    if ((DRY_RUN)); then
+      usage_error "PROJECT_ID is not set: pass --project or set PROJECT_ID (a dry run does not ask gcloud)"
+    fi
+    command -v gcloud >/dev/null 2>&1 || die "gcloud not found: install the Google Cloud CLI"
+    printf '+ %s\n' "gcloud config get-value project" >&2
+    PROJECT_ID=$(gcloud config get-value project 2>/dev/null || true)
+    [[ -n $PROJECT_ID && $PROJECT_ID != "(unset)" ]] ||
+      usage_error "PROJECT_ID is not set: pass --project, set PROJECT_ID or run 'gcloud config set project ID'"
+  fi
+  [[ $PROJECT_ID =~ ^[a-z][a-z0-9:.-]{4,61}[a-z0-9]$ ]] || usage_error "'$PROJECT_ID' is not a project id"
+  if ((!DRY_RUN)); then
+    command -v gcloud >/dev/null 2>&1 || die "gcloud not found: install the Google Cloud CLI"
+  fi
+}
+
+require_bucket() {
+  [[ -n $BUCKET ]] || usage_error "BUCKET is not set: pass --bucket NAME or set BUCKET (the Firebase Storage \
+bucket, e.g. $PROJECT_ID.firebasestorage.app or $PROJECT_ID.appspot.com)"
+  BUCKET=${BUCKET#gs://}
+  BUCKET=${BUCKET%/}
+  [[ $BUCKET =~ ^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$ ]] || usage_error "'$BUCKET' is not a bucket name"
+}
+
+validate_function_config() {
+  [[ $REGION =~ ^[a-z]+-[a-z]+[0-9]+$ ]] || usage_error "REGION '$REGION' is not a region like us-central1"
+  [[ $FUNCTION_NAME =~ ^[a-z][a-z0-9-]{0,61}[a-z0-9]$ ]] ||
+    usage_error "FUNCTION_NAME '$FUNCTION_NAME' must be lower-case letters, digits and dashes"
+  require_integer CONCURRENCY "$CONCURRENCY" 1
+  require_integer MAX_INSTANCES "$MAX_INSTANCES" 1
+  require_integer MIN_INSTANCES "$MIN_INSTANCES" 0
+  ((MIN_INSTANCES <= MAX_INSTANCES)) || usage_error "MIN_INSTANCES ($MIN_INSTANCES) exceeds MAX_INSTANCES"
+  local mib milli timeout_s needed
+  mib=$(memory_mib "$MEMORY") || usage_error "MEMORY '$MEMORY' is not a size like 512Mi, 1Gi or 2G"
+  milli=$(millicpu "$CPU") || usage_error "CPU '$CPU' is not a CPU count like 1, 2, .5 or 2000m"
+  timeout_s=$(seconds "$TIMEOUT") || usage_error "TIMEOUT '$TIMEOUT' is not a duration like 60s or 5m"
+  ((timeout_s >= 1 && timeout_s <= 3600)) || usage_error "TIMEOUT must be between 1s and 3600s"
+  if ((CONCURRENCY > 1 && milli < 1000)); then
+    usage_error "CONCURRENCY $CONCURRENCY needs CPU >= 1 (Cloud Functions 2nd gen), got CPU $CPU"
+  fi
+  needed=$((120 + CONCURRENCY * 250))
+  if ((mib < needed)); then
+    if is_true "$ALLOW_UNDERSIZED"; then
+      note "warning: MEMORY $MEMORY ($mib MiB) is below the $needed MiB that CONCURRENCY $CONCURRENCY needs for 100 MP images"
+    else
+      usage_error "MEMORY $MEMORY ($mib MiB) is too small for CONCURRENCY $CONCURRENCY: 100-megapixel images need \
+about 120 MiB + $CONCURRENCY x 250 MiB = $needed MiB; raise MEMORY, lower CONCURRENCY, or pass --allow-undersized \
+(e.g. with a lower MAX_PIXELS)"
+    fi
+  fi
+  if [[ -n ${CLIENT_TIMEOUT_S:-} && $CLIENT_TIMEOUT_S =~ ^[0-9]+([.][0-9]+)?$ ]]; then
+    ((${CLIENT_TIMEOUT_S%.*} * 2 < timeout_s)) ||
+      usage_error "CLIENT_TIMEOUT_S ($CLIENT_TIMEOUT_S) must be well under TIMEOUT ($TIMEOUT): an attempt has to end before it is killed"
+  fi
+  if [[ ${RETRY_WINDOW_S:-} =~ ^[0-9]+$ ]] && ((RETRY_WINDOW_S >= 86400)); then
+    note "warning: RETRY_WINDOW_S $RETRY_WINDOW_S: Eventarc stops redelivering after 24 h, so the function could never record retries_exhausted"
+  fi
+  validate_settings
+}
+
+enable_apis() {
+  if is_true "$SKIP_APIS"; then
+    comment "skipping 'gcloud services enable' (--skip-apis)"
+    return
+  fi
+  run gcloud services enable "${APIS[@]}" --project="$PROJECT_ID" --quiet
+}
+
+# The trigger must live in the bucket's location; check it before changing anything.
+TRIGGER_LOCATION=""
+check_bucket_location() {
+  local describe=(gcloud storage buckets describe "gs://$BUCKET" --project="$PROJECT_ID" --format='value(location)')
+  if ((DRY_RUN)); then
+    run "${describe[@]}"
+    if [[ -n $BUCKET_LOCATION ]]; then
+      comment "assuming bucket location ${BUCKET_LOCATION^^} (--bucket-location); a real run uses the answer above"
+      check_location "$BUCKET_LOCATION"
+      TRIGGER_LOCATION=${BUCKET_LOCATION,,}
+    else
+      comment "bucket location unknown in a dry run: region check skipped and --trigger-location omitted \
+(pass --bucket-location to check it); a real run checks it and sets --trigger-location"
+    fi
+    return
+  fi
+  local location
+  printf '+ %s\n' "$(quote "${describe[@]}")" >&2
+  location=$("${describe[@]}") || die "cannot read gs://$BUCKET in project $PROJECT_ID: does it exist, and may you \
+see it? (a Firebase project's default bucket is $PROJECT_ID.firebasestorage.app or $PROJECT_ID.appspot.com)"
+  location=${location//[[:space:]]/}
+  [[ -n $location ]] || die "gcloud returned no location for gs://$BUCKET"
+  if [[ -n $BUCKET_LOCATION && ${BUCKET_LOCATION,,} != "${location,,}" ]]; then
+    die "--bucket-location ${BUCKET_LOCATION} does not match gs://$BUCKET's actual location $location"
+  fi
+  note "bucket gs://$BUCKET is in $location"
+  check_location "$location"
+  TRIGGER_LOCATION=${location,,}
+}
+
+# ensure_service_account EMAIL DISPLAY_NAME DESCRIPTION: describe first; create only when missing.
+ensure_service_account() {
+  local email=$1 display=$2 description=$3 account_id
+  local describe=(gcloud iam service-accounts describe "$email" --project="$PROJECT_ID" --format='value(email)')
+  if [[ $email != *@"$PROJECT_ID".iam.gserviceaccount.com ]]; then
+    # An account from elsewhere (another project, or a default account): use it, never create it.
+    run "${describe[@]}"
+    return
+  fi
+  account_id=${email%@*}
+  local create=(gcloud iam service-accounts create "$account_id" --project="$PROJECT_ID"
+    --display-name="$display" --description="$description" --quiet)
+  if ((DRY_RUN)); then
+    run "${describe[@]}"
+    comment "only if the describe above reports it missing:"
+    run "${create[@]}"
+    return
+  fi
+  printf '+ %s\n' "$(quote "${describe[@]}")" >&2
+  if "${describe[@]}" >/dev/null 2>&1; then
+    note "service account $email exists"
+  else
+    run "${create[@]}"
+  fi
+}
+
+STORAGE_AGENT=""
+resolve_storage_agent() {
+  local lookup=(gcloud storage service-agent --project="$PROJECT_ID")
+  if ((DRY_RUN)); then
+    run "${lookup[@]}"
+    STORAGE_AGENT="service-PROJECT_NUMBER@gs-project-accounts.iam.gserviceaccount.com"
+    comment "the answer above is the Cloud Storage service agent, written below as $STORAGE_AGENT"
+    return
+  fi
+  printf '+ %s\n' "$(quote "${lookup[@]}")" >&2
+  STORAGE_AGENT=$("${lookup[@]}") || die "cannot look up the Cloud Storage service agent of $PROJECT_ID"
+  STORAGE_AGENT=${STORAGE_AGENT//[[:space:]]/}
+  [[ $STORAGE_AGENT == *@* ]] || die "unexpected Cloud Storage service agent '$STORAGE_AGENT'"
+}
+
+grant_project_role() { # MEMBER ROLE
+  run_retry gcloud projects add-iam-policy-binding "$PROJECT_ID" --member="$1" --role="$2" \
+    --condition=None --format=none --quiet
+}
+
+cmd_deploy() {
+  resolve_project
+  require_bucket
+  validate_function_config
+  local runtime_email trigger_email env_file
+  runtime_email=$(sa_email "$RUNTIME_SA")
+  trigger_email=$(sa_email "$TRIGGER_SA")
+  [[ $runtime_email != "$trigger_email" ]] || usage_error "RUNTIME_SA and TRIGGER_SA must be different accounts"
+
+  comment "deploy $FUNCTION_NAME to project $PROJECT_ID, region $REGION, bucket gs://$BUCKET"
+  check_bucket_location
+  enable_apis
+
+  # Identities: one that runs the code, one that Eventarc uses to invoke it.
+  ensure_service_account "$runtime_email" "image-pipeline runtime" \
+    "Runs the image-pipeline function: reads uploads and writes variants in gs://$BUCKET, updates Firestore"
+  ensure_service_account "$trigger_email" "image-pipeline trigger" \
+    "Eventarc trigger identity: receives Cloud Storage events and invokes the image-pipeline function"
+
+  # Least privilege. Runtime: objects of this one bucket (get/list/create/delete, no bucket or IAM admin)
+  # and Firestore documents. Trigger: receive events, and (after the deploy) invoke this one function.
+  run_retry gcloud storage buckets add-iam-policy-binding "gs://$BUCKET" --project="$PROJECT_ID" \
+    --member="serviceAccount:$runtime_email" --role=roles/storage.objectUser --format=none --quiet
+  grant_project_role "serviceAccount:$runtime_email" roles/datastore.user
+  grant_project_role "serviceAccount:$trigger_email" roles/eventarc.eventReceiver
+  # Cloud Storage publishes its object notifications to Pub/Sub for Eventarc as its service agent.
+  resolve_storage_agent
+  grant_project_role "serviceAccount:$STORAGE_AGENT" roles/pubsub.publisher
+
+  env_file=$WORK_DIR/env.yaml
+  write_env_file "$env_file"
+  show_env_file "$env_file"
+
+  local deploy=(gcloud functions deploy "$FUNCTION_NAME" --gen2 --project="$PROJECT_ID" --region="$REGION"
+    --runtime=python312 --source=. --entry-point=process_image
+    --trigger-event-filters=type=google.cloud.storage.object.v1.finalized
+    --trigger-event-filters=bucket="$BUCKET")
+  [[ -z $TRIGGER_LOCATION ]] || deploy+=(--trigger-location="$TRIGGER_LOCATION")
+  deploy+=(--retry
+    --service-account="$runtime_email" --trigger-service-account="$trigger_email"
+    --memory="$MEMORY" --cpu="$CPU" --concurrency="$CONCURRENCY" --timeout="$TIMEOUT"
+    --max-instances="$MAX_INSTANCES" --min-instances="$MIN_INSTANCES"
+    --ingress-settings=internal-only --no-allow-unauthenticated
+    --env-vars-file="$env_file")
+  if [[ -n $BUILD_SERVICE_ACCOUNT ]]; then
+    local build_sa=$BUILD_SERVICE_ACCOUNT
+    [[ $build_sa == projects/* ]] || build_sa="projects/$PROJECT_ID/serviceAccounts/$(sa_email "$build_sa")"
+    deploy+=(--build-service-account="$build_sa")
+  fi
+  deploy+=(--quiet)
+  run "${deploy[@]}"
+
+  # Only the trigger identity may invoke the function (its Cloud Run service); nobody else, no allUsers.
+  run_retry gcloud functions add-invoker-policy-binding "$FUNCTION_NAME" --project="$PROJECT_ID" \
+    --region="$REGION" --member="serviceAccount:$trigger_email" --format=none --quiet
+
+  comment "done. Logs: gcloud functions logs read $FUNCTION_NAME --gen2 --project=$PROJECT_ID --region=$REGION --limit=50"
+}
+
+cmd_backfill_job() {
+  resolve_project
+  require_bucket
+  [[ $REGION =~ ^[a-z]+-[a-z]+[0-9]+$ ]] || usage_error "REGION '$REGION' is not a region like us-central1"
+  [[ $JOB_NAME =~ ^[a-z][a-z0-9-]{0,61}[a-z0-9]$ ]] ||
+    usage_error "JOB_NAME '$JOB_NAME' must be lower-case letters, digits and dashes"
+  require_integer TASKS "$TASKS" 1
+  ((TASKS <= 10000)) || usage_error "TASKS must be at most 10000, got $TASKS"
+  require_integer PARALLELISM "$PARALLELISM" 0
+  require_integer MAX_RETRIES "$MAX_RETRIES" 0
+  memory_mib "$JOB_MEMORY" >/dev/null || usage_error "JOB_MEMORY '$JOB_MEMORY' is not a size like 2Gi"
+  millicpu "$JOB_CPU" >/dev/null || usage_error "JOB_CPU '$JOB_CPU' is not a CPU count like 2"
+  seconds "$TASK_TIMEOUT" >/dev/null || usage_error "TASK_TIMEOUT '$TASK_TIMEOUT' is not a duration like 3600s"
+  validate_settings
+  local runtime_email env_file extra args
+  runtime_email=$(sa_email "$RUNTIME_SA")
+
+  comment "backfill job $JOB_NAME in project $PROJECT_ID, region $REGION, bucket gs://$BUCKET, $TASKS tasks"
+  local describe=(gcloud iam service-accounts describe "$runtime_email" --project="$PROJECT_ID" --format='value(email)')
+  if ((DRY_RUN)); then
+    run "${describe[@]}"
+  else
+    printf '+ %s\n' "$(quote "${describe[@]}")" >&2
+    "${describe[@]}" >/dev/null 2>&1 ||
+      die "service account $runtime_email not found: run '$PROG deploy' first (it creates it and grants its IAM)"
+  fi
+
+  # The job needs the bucket (the function gets it from each event); it shards with CLOUD_RUN_TASK_INDEX
+  # and CLOUD_RUN_TASK_COUNT, which Cloud Run sets for every task.
+  env_file=$WORK_DIR/job-env.yaml
+  write_env_file "$env_file" "BUCKET=$BUCKET" "GOOGLE_CLOUD_PROJECT=$PROJECT_ID"
+  show_env_file "$env_file"
+
+  args="-m,image_pipeline,backfill"
+  for extra in "${BACKFILL_EXTRA[@]}"; do
+    [[ $extra != *,* ]] || usage_error "backfill arguments cannot contain commas: '$extra'"
+    args+=",$extra"
+  done
+  local deploy=(gcloud run jobs deploy "$JOB_NAME" --project="$PROJECT_ID" --region="$REGION" --source=.
+    --tasks="$TASKS")
+  ((PARALLELISM == 0)) || deploy+=(--parallelism="$PARALLELISM")
+  deploy+=(--max-retries="$MAX_RETRIES" --task-timeout="$TASK_TIMEOUT"
+    --memory="$JOB_MEMORY" --cpu="$JOB_CPU" --service-account="$runtime_email"
+    --env-vars-file="$env_file" --command=python --args="$args" --quiet)
+  run "${deploy[@]}"
+
+  if is_true "$EXECUTE"; then
+    local execute=(gcloud run jobs execute "$JOB_NAME" --project="$PROJECT_ID" --region="$REGION")
+    if is_true "$WAIT"; then execute+=(--wait); else execute+=(--async); fi
+    execute+=(--quiet)
+    run "${execute[@]}"
+    comment "follow it: gcloud run jobs executions list --job=$JOB_NAME --project=$PROJECT_ID --region=$REGION"
+  else
+    comment "not executed (--no-execute); start it with: gcloud run jobs execute $JOB_NAME --project=$PROJECT_ID --region=$REGION"
+  fi
+}
+
+cmd_rules() {
+  resolve_project
+  local firebase=${FIREBASE:-firebase}
+  if ((!DRY_RUN)); then
+    command -v "$firebase" >/dev/null 2>&1 ||
+      die "firebase CLI not found: npm install -g firebase-tools (or set FIREBASE='npx --yes firebase-tools')"
+  fi
+  comment "storage.rules go to the project's default Storage bucket (firebase.json); firestore.rules to (default)"
+  # shellcheck disable=SC2086 # FIREBASE may be a command with arguments, e.g. 'npx --yes firebase-tools'
+  run $firebase deploy --only storage,firestore:rules --project="$PROJECT_ID" --config="$SCRIPT_DIR/firebase.json"
+}
+
+cd -- "$SCRIPT_DIR"
+case $SUBCOMMAND in
+  deploy) cmd_deploy ;;
+  backfill-job) cmd_backfill_job ;;
+  rules) cmd_rules ;;
+esac
