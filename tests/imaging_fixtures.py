@@ -516,7 +516,7 @@ def weird_cmyk_profile() -> bytes:
     lab = ImageCms.profileToProfile(
         targets, ImageCms.createProfile("sRGB"), ImageCms.createProfile("LAB"), outputMode="LAB"
     )
-    clut = b"".join(bytes(pixel) for pixel in lab.getdata())
+    clut = b"".join(bytes(lab.getpixel((x, 0))) for x in range(lab.width))
     identity = bytes(range(256))
     matrix = b"".join(_s15(1.0 if row == col else 0.0) for row in range(3) for col in range(3))
     lut = b"mft1" + bytes(4) + bytes([4, 3, 2, 0]) + matrix + identity * 4 + clut + identity * 3
@@ -544,7 +544,7 @@ def is_srgb_or_untagged(image: Image.Image, tolerance=6) -> bool:
     patch.putdata(colours)
     profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
     converted = ImageCms.profileToProfile(patch, profile, ImageCms.createProfile("sRGB"), outputMode="RGB")
-    return all(close(a, e, tolerance) for a, e in zip(converted.getdata(), colours, strict=True))
+    return all(close(converted.getpixel((x, 0)), e, tolerance) for x, e in enumerate(colours))
 
 
 # ---------------------------------------------------------------------------
