@@ -12,6 +12,7 @@ import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -57,6 +58,8 @@ class Backend:
     """The real services of one test: fake-gcs-server, the Firestore emulator and the served function."""
 
     function_url: str
+    function_log: Path
+    storage_url: str
     storage_client: storage.Client
     firestore_client: firestore.Client
     collection: str = "characters"
@@ -110,6 +113,12 @@ class Backend:
     def download_url(self, url: str) -> requests.Response:
         """GET a URL recorded in the document."""
         return requests.get(url, timeout=10)
+
+    def summary_lines(self, event_id: str) -> list[dict[str, Any]]:
+        """The function's JSON log lines about one event."""
+        lines = self.function_log.read_text(errors="replace").splitlines()
+        records = [json.loads(line) for line in lines if line.startswith("{") and event_id in line]
+        return [record for record in records if record.get("eventId") == event_id]
 
     def wipe(self) -> None:
         """Delete every object in the bucket (the Firestore wipe is done through the emulator's REST API)."""

@@ -37,7 +37,7 @@ def storage_proxy(stack: emulators.LocalStack):
 
 
 @pytest.fixture(scope="session")
-def function_url(stack: emulators.LocalStack, storage_proxy) -> Iterator[str]:
+def function_server(stack: emulators.LocalStack, storage_proxy) -> Iterator[emulators.Service]:
     """`main.process_image` served over real HTTP by functions-framework, as Cloud Run would."""
     env = {
         **stack.client_env(),
@@ -47,19 +47,21 @@ def function_url(stack: emulators.LocalStack, storage_proxy) -> Iterator[str]:
         "CLIENT_TIMEOUT_S": "5",
     }
     server = emulators.start_function(env)
-    yield server.url
+    yield server
     server.stop()
 
 
 @pytest.fixture
-def backend(stack: emulators.LocalStack, function_url: str, storage_proxy):
+def backend(stack: emulators.LocalStack, function_server: emulators.Service, storage_proxy):
     """A clean bucket and database, and the helpers to drive and inspect them."""
     from google.cloud import firestore, storage
 
     module = _backend_module()
     storage_proxy.failing.clear()
     emulators.wipe_firestore(stack.firestore.host_port, stack.project)
-    helper = module.Backend(function_url, storage.Client(), firestore.Client())
+    helper = module.Backend(
+        function_server.url, function_server.log_path, stack.storage.url, storage.Client(), firestore.Client()
+    )
     helper.wipe()
     return helper
 

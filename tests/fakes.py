@@ -1,0 +1,133 @@
+"""In-memory implementations of the ports, with the same guarantees as the real adapters, for use-case unit tests."""
+
+from __future__ import annotations
+
+import copy
+import threading
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from image_pipeline.errors import ImageRejected, RejectionCode, TransientError
+from image_pipeline.imaging.results import EncodedVariant, Placeholder, ProcessedImage, SourceFacts
+from image_pipeline.ports import Decide, Decision, ServerTime
+from image_pipeline.settings import ImagingOptions
+
+COMMIT_TIME = datetime(2030, 1, 1, tzinfo=timezone.utc)
+NOT_AN_IMAGE = b"this is not an image"
+
+
+@dataclass
+class StoredObject:
+    """One object in the fake bucket."""
+
+    data: bytes
+    generation: int
+    content_type: str | None = None
+    cache_control: str | None = None
+    token: str | None = None
+
+
+@dataclass
+class MemoryObjects:
+    """ObjectStore in memory; `outage` makes every call raise TransientError."""
+
+    objects: dict[tuple[str, str], StoredObject] = field(default_factory=dict)
+    outage: bool = False
+    downloads: int = 0
+    creates: int = 0
+    _next_generation: int = 1_700_000_000_000_000
+
+    def put(self, bucket: str, name: str, data: bytes) -> int:
+        """Store a source object as an upload would; return its generation."""
+        self._next_generation += 1
+        self.objects[(bucket, name)] = StoredObject(data, self._next_generation)
+        return self._next_generation
+
+    def download(self, bucket: str, name: str, generation: int) -> bytes | None:
+        self._check()
+        self.downloads += 1
+        stored = self.objects.get((bucket, name))
+        return stored.data if stored and stored.generation == generation else None
+
+    def create(self, bucket: str, name: str, data: bytes, content_type: str, cache_control: str) -> str:
+        self._check()
+        self.creates += 1
+        existing = self.objects.get((bucket, name))
+        if existing is not None:
+            return existing.token
+        self._next_generation += 1
+        token = str(uuid.uuid4())
+        self.objects[(bucket, name)] = StoredObject(data, self._next_generation, content_type, cache_control, token)
+        return token
+
+    def delete(self, bucket: str, name: str, generation: int) -> None:
+        self._check()
+        stored = self.objects.get((bucket, name))
+        if stored and stored.generation == generation:
+            del self.objects[(bucket, name)]
+
+    def names(self, prefix: str) -> list[str]:
+        """Stored object names under `prefix`."""
+        return sorted(name for _, name in self.objects if name.startswith(prefix))
+
+    def _check(self) -> None:
+        if self.outage:
+            raise TransientError("storage is unavailable (injected)")
+
+
+@dataclass
+class MemoryCharacters:
+    """CharacterStore in memory; a lock stands in for the transaction."""
+
+    documents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    writes: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def transact(self, character_id: str, decide: Decide) -> Decision:
+        with self._lock:
+            document = self.documents.get(character_id)
+            decision = decide(copy.deepcopy(document))
+            if decision.writes:
+                self.writes += 1
+                apply_field_paths(self.documents[character_id], decision.writes)
+            return decision
+
+
+def apply_field_paths(document: dict[str, Any], writes: Mapping[str, Any]) -> None:
+    """Apply Firestore-style `a.b.c` field-path updates, filling server timestamps."""
+    for path, value in writes.items():
+        *parents, leaf = path.split(".")
+        target = document
+        for part in parents:
+            target = target.setdefault(part, {})
+        target[leaf] = _fill_server_time(copy.deepcopy(value))
+
+
+def _fill_server_time(value: Any) -> Any:
+    if isinstance(value, ServerTime):
+        return COMMIT_TIME
+    if isinstance(value, dict):
+        return {key: _fill_server_time(item) for key, item in value.items()}
+    return value
+
+
+def fake_process(data: bytes, options: ImagingOptions) -> ProcessedImage:
+    """A stand-in for the imaging core: a 4000x3000 source scaled to each variant, or a rejection."""
+    if data == NOT_AN_IMAGE:
+        raise ImageRejected(RejectionCode.UNSUPPORTED_FORMAT, "not an image (fake)")
+    width, height = 4000, 3000
+    variants = []
+    for variant in options.variants:
+        scale = min(1.0, variant.max_edge / max(width, height))
+        variants.append(
+            EncodedVariant(
+                variant.name, round(width * scale), round(height * scale), "webp", "image/webp", "webp",
+                f"{variant.name}:{data[:8]!r}".encode(),
+            )
+        )  # fmt: skip
+    return ProcessedImage(
+        SourceFacts("JPEG", width, height, len(data), 1), tuple(variants), Placeholder("#336699", "LKO2?U%2Tw=w]~RBVZRi};RPxuwH")
+    )
