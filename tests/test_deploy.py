@@ -1,0 +1,686 @@
+"""deploy.sh and .gcloudignore, offline: the dry-run plan, a real run against a fake `gcloud`, shellcheck.
+
+The dry run prints one command per line (notes start with '#', the env-vars file is shown as '#   KEY: value'
+notes); these tests parse the lines with shlex and check what would be deployed and granted. A real run is
+exercised with a fake `gcloud` on PATH that records every call, so the plan and the real sequence are compared.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = ROOT / "deploy.sh"
+PROJECT = "demo-app"
+BUCKET = "demo-app.firebasestorage.app"
+RUNTIME = f"image-pipeline-runtime@{PROJECT}.iam.gserviceaccount.com"
+TRIGGER = f"image-pipeline-trigger@{PROJECT}.iam.gserviceaccount.com"
+AGENT_PLACEHOLDER = "service-PROJECT_NUMBER@gs-project-accounts.iam.gserviceaccount.com"
+SETTINGS = [
+    ("VARIANTS", "thumb:256,large:2048"),
+    ("OUTPUT_FORMAT", "avif"),
+    ("QUALITY", "70"),
+    ("MAX_INPUT_BYTES", "10485760"),
+    ("MAX_PIXELS", "50000000"),
+    ("MAX_FRAMES", "50"),
+    ("KEEP_ANIMATION", "true"),
+    ("SOURCE_PREFIX", "uploads/"),
+    ("OUTPUT_PREFIX", "variants/"),
+    ("FIRESTORE_COLLECTION", "avatars"),
+    ("URL_MODE", "public"),
+    ("DELETE_ORIGINAL", "on_success"),
+    ("MAX_EVENT_AGE_S", "900"),
+    ("RETRY_WINDOW_S", "7200"),
+    ("CLIENT_TIMEOUT_S", "5"),
+    ("LOG_LEVEL", "DEBUG"),
+]
+
+
+def _base_env(tmp_path: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    # A clean environment: nothing from the developer's shell (PROJECT_ID, QUALITY...) leaks in.
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path),
+        "TMPDIR": str(tmp_path),
+        "PYTHON": sys.executable,  # deploy.sh validates the settings with the package's own parser
+        "LANG": "C.UTF-8",
+    }
+    env.update(extra or {})
+    return env
+
+
+def deploy(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["bash", str(DEPLOY), *args],
+        env=_base_env(tmp_path, env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def dry(tmp_path: Path, *args: str, env: dict[str, str] | None = None, location: str | None = "US"):
+    base = ["--dry-run", "--project", PROJECT, "--bucket", BUCKET]
+    if location:
+        base += ["--bucket-location", location]
+    return deploy(tmp_path, *args, *base, env=env)
+
+
+def commands(stdout: str) -> list[list[str]]:
+    return [shlex.split(line) for line in stdout.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def env_file(stdout: str) -> dict[str, str]:
+    entries = {}
+    for line in stdout.splitlines():
+        if line.startswith("#   "):
+            key, _, value = line[4:].partition(": ")
+            assert value.startswith("'") and value.endswith("'"), line
+            entries[key] = value[1:-1].replace("''", "'")
+    return entries
+
+
+def find(cmds: list[list[str]], *prefix: str) -> list[list[str]]:
+    return [cmd for cmd in cmds if cmd[: len(prefix)] == list(prefix)]
+
+
+def flag(cmd: list[str], name: str) -> list[str]:
+    return [word.split("=", 1)[1] for word in cmd if word.startswith(name + "=")]
+
+
+@pytest.fixture
+def plan(tmp_path):
+    result = dry(tmp_path)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+@pytest.fixture
+def function_deploy(plan):
+    (cmd,) = find(commands(plan.stdout), "gcloud", "functions", "deploy")
+    return cmd
+
+
+# --- help and usage errors ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("arg", ["--help", "-h", "help"])
+def test_help(tmp_path, arg):
+    result = deploy(tmp_path, arg)
+    assert result.returncode == 0
+    for word in ("deploy", "backfill-job", "rules", "--dry-run", "PROJECT_ID", "BUCKET", "REGION", "MEMORY"):
+        assert word in result.stdout
+    assert "gcloud functions deploy" not in result.stdout.splitlines()[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["--dry-run", "--project", PROJECT], {}, "BUCKET is not set"),
+        (["--dry-run", "--bucket", BUCKET], {}, "PROJECT_ID is not set"),
+        (["backfill-job", "--dry-run", "--project", PROJECT], {}, "BUCKET is not set"),
+        (["--frobnicate"], {}, "unknown argument: --frobnicate"),
+        (["--dry-run", "--project"], {}, "--project needs a value"),
+        (["deploy", "rules"], {}, "more than one subcommand"),
+    ],
+)
+def test_usage_errors_are_clear_and_fail(tmp_path, args, env, message):
+    result = deploy(tmp_path, *args, env=env)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "--help" in result.stderr
+    assert not commands(result.stdout)
+
+
+@pytest.mark.parametrize(
+    ("extra", "env", "message"),
+    [
+        (["--concurrency", "4"], {}, "too small for CONCURRENCY 4"),
+        (["--memory", "512Mi"], {}, "too small for CONCURRENCY 2"),
+        (["--cpu", ".5", "--memory", "2Gi"], {}, "needs CPU >= 1"),
+        (["--memory", "lots"], {}, "MEMORY 'lots' is not a size"),
+        (["--timeout", "2h"], {}, "TIMEOUT must be between"),
+        (["--max-instances", "0"], {}, "MAX_INSTANCES must be at least 1"),
+        (["--region", "Mars"], {}, "is not a region"),
+        ([], {"CLIENT_TIMEOUT_S": "45"}, "CLIENT_TIMEOUT_S (45) must be well under TIMEOUT"),
+        (["--runtime-sa", "x"], {}, "service account id 'x'"),
+        (["--trigger-sa", "image-pipeline-runtime"], {}, "must be different accounts"),
+    ],
+)
+def test_invalid_configuration_is_rejected(tmp_path, extra, env, message):
+    result = dry(tmp_path, *extra, env=env)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert not find(commands(result.stdout), "gcloud", "functions", "deploy")
+
+
+@pytest.mark.parametrize(("name", "value"), [("QUALITY", "500"), ("VARIANTS", "thumb"), ("OUTPUT_FORMAT", "bmp")])
+def test_bad_function_settings_are_rejected_before_deploying(tmp_path, name, value):
+    result = dry(tmp_path, env={name: value})
+    assert result.returncode != 0
+    assert name in result.stderr
+    assert "invalid function settings" in result.stderr
+
+
+def test_allow_undersized_deploys_with_a_warning(tmp_path):
+    result = dry(tmp_path, "--concurrency", "4", "--allow-undersized")
+    assert result.returncode == 0, result.stderr
+    assert "warning" in result.stderr
+    (cmd,) = find(commands(result.stdout), "gcloud", "functions", "deploy")
+    assert "--concurrency=4" in cmd
+
+
+# --- the dry run: what is deployed --------------------------------------------------------------------------
+
+
+def test_dry_run_runs_nothing(tmp_path):
+    fake = _fake_gcloud(tmp_path)
+    result = dry(tmp_path, env={"PATH": f"{fake.parent}:{os.environ['PATH']}", "FAKE_LOG": str(tmp_path / "log")})
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "log").exists(), "a dry run must not call gcloud, not even for lookups"
+    cmds = commands(result.stdout)
+    assert cmds and all(cmd[0] == "gcloud" for cmd in cmds)
+    assert not list(tmp_path.glob("image-pipeline-deploy.*")), "the temporary env-vars file is removed on exit"
+
+
+def test_function_is_gen2_python312_with_storage_trigger(function_deploy):
+    cmd = function_deploy
+    assert cmd[3] == "image-pipeline"
+    assert "--gen2" in cmd
+    assert flag(cmd, "--runtime") == ["python312"]
+    assert flag(cmd, "--region") == ["us-central1"]
+    assert flag(cmd, "--project") == [PROJECT]
+    assert flag(cmd, "--source") == ["."]
+    assert flag(cmd, "--entry-point") == ["process_image"]
+    assert flag(cmd, "--trigger-event-filters") == ["type=google.cloud.storage.object.v1.finalized", f"bucket={BUCKET}"]
+    assert flag(cmd, "--trigger-location") == ["us"]
+    assert "--retry" in cmd
+
+
+def test_function_is_private(function_deploy):
+    assert flag(function_deploy, "--ingress-settings") == ["internal-only"]
+    assert "--allow-unauthenticated" not in function_deploy
+    assert "--no-allow-unauthenticated" in function_deploy  # also removes allUsers from an existing function
+
+
+def test_function_identities(function_deploy):
+    assert flag(function_deploy, "--service-account") == [RUNTIME]
+    assert flag(function_deploy, "--trigger-service-account") == [TRIGGER]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ([], {"--memory": "1Gi", "--cpu": "1", "--concurrency": "2", "--timeout": "60s", "--max-instances": "10"}),
+        (["--memory", "2Gi", "--concurrency", "4", "--cpu", "2", "--max-instances", "3", "--timeout", "120s"],
+         {"--memory": "2Gi", "--concurrency": "4", "--cpu": "2", "--max-instances": "3", "--timeout": "120s"}),
+        (["--memory=4Gi", "--concurrency=8", "--min-instances=1"],
+         {"--memory": "4Gi", "--concurrency": "8", "--min-instances": "1"}),
+    ],
+)
+def test_sizing_from_flags(tmp_path, args, expected):
+    result = dry(tmp_path, *args)
+    assert result.returncode == 0, result.stderr
+    (cmd,) = find(commands(result.stdout), "gcloud", "functions", "deploy")
+    for name, value in expected.items():
+        assert flag(cmd, name) == [value]
+
+
+def test_sizing_from_environment_and_flags_win(tmp_path):
+    result = dry(tmp_path, "--memory", "4Gi", env={"MEMORY": "2Gi", "CPU": "2", "CONCURRENCY": "3"})
+    assert result.returncode == 0, result.stderr
+    (cmd,) = find(commands(result.stdout), "gcloud", "functions", "deploy")
+    assert flag(cmd, "--memory") == ["4Gi"]
+    assert flag(cmd, "--cpu") == ["2"]
+    assert flag(cmd, "--concurrency") == ["3"]
+
+
+def test_configuration_from_environment(tmp_path):
+    env = {"PROJECT_ID": "other-proj", "BUCKET": "other-bucket", "REGION": "europe-west1", "BUCKET_LOCATION": "EU",
+           "FUNCTION_NAME": "resizer", "DRY_RUN": "1"}
+    result = deploy(tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    (cmd,) = find(commands(result.stdout), "gcloud", "functions", "deploy")
+    assert cmd[3] == "resizer"
+    assert flag(cmd, "--project") == ["other-proj"]
+    assert flag(cmd, "--region") == ["europe-west1"]
+    assert "--trigger-event-filters=bucket=other-bucket" in cmd
+    assert flag(cmd, "--trigger-location") == ["eu"]
+    assert flag(cmd, "--service-account") == ["image-pipeline-runtime@other-proj.iam.gserviceaccount.com"]
+
+
+def test_custom_service_accounts(tmp_path):
+    external = "shared-runner@infra-proj.iam.gserviceaccount.com"
+    result = dry(tmp_path, "--runtime-sa", "thumbs-rt", "--trigger-sa", external)
+    assert result.returncode == 0, result.stderr
+    cmds = commands(result.stdout)
+    (cmd,) = find(cmds, "gcloud", "functions", "deploy")
+    assert flag(cmd, "--service-account") == [f"thumbs-rt@{PROJECT}.iam.gserviceaccount.com"]
+    assert flag(cmd, "--trigger-service-account") == [external]
+    created = [c[4] for c in find(cmds, "gcloud", "iam", "service-accounts", "create")]
+    assert created == ["thumbs-rt"], "an account of another project is used, never created"
+
+
+def test_build_service_account(tmp_path):
+    result = dry(tmp_path, "--build-service-account", "builder")
+    (cmd,) = find(commands(result.stdout), "gcloud", "functions", "deploy")
+    assert flag(cmd, "--build-service-account") == [
+        f"projects/{PROJECT}/serviceAccounts/builder@{PROJECT}.iam.gserviceaccount.com"
+    ]
+
+
+# --- the dry run: identities and IAM ------------------------------------------------------------------------
+
+
+def test_required_apis_are_enabled(plan):
+    (cmd,) = find(commands(plan.stdout), "gcloud", "services", "enable")
+    for api in ("cloudfunctions", "run", "eventarc", "cloudbuild", "artifactregistry", "pubsub", "storage",
+                "firestore"):
+        assert f"{api}.googleapis.com" in cmd
+    assert flag(cmd, "--project") == [PROJECT]
+
+
+def test_skip_apis(tmp_path):
+    result = dry(tmp_path, "--skip-apis")
+    assert not find(commands(result.stdout), "gcloud", "services")
+
+
+@pytest.mark.parametrize("email", [RUNTIME, TRIGGER])
+def test_service_accounts_are_described_before_being_created(plan, email):
+    cmds = commands(plan.stdout)
+    describe = cmds.index(["gcloud", "iam", "service-accounts", "describe", email, f"--project={PROJECT}",
+                           "--format=value(email)"])
+    (create,) = [i for i, c in enumerate(cmds) if c[:5] == ["gcloud", "iam", "service-accounts", "create",
+                                                             email.split("@")[0]]]
+    assert describe < create
+    assert "# only if the describe above reports it missing:" in plan.stdout
+
+
+@pytest.mark.parametrize(
+    ("prefix", "member", "role"),
+    [
+        (("gcloud", "storage", "buckets", "add-iam-policy-binding", f"gs://{BUCKET}"), RUNTIME,
+         "roles/storage.objectUser"),
+        (("gcloud", "projects", "add-iam-policy-binding", PROJECT), RUNTIME, "roles/datastore.user"),
+        (("gcloud", "projects", "add-iam-policy-binding", PROJECT), TRIGGER, "roles/eventarc.eventReceiver"),
+        (("gcloud", "projects", "add-iam-policy-binding", PROJECT), AGENT_PLACEHOLDER, "roles/pubsub.publisher"),
+        (("gcloud", "functions", "add-invoker-policy-binding", "image-pipeline"), TRIGGER, None),
+    ],
+)
+def test_iam_bindings(plan, prefix, member, role):
+    matches = [
+        cmd for cmd in find(commands(plan.stdout), *prefix)
+        if flag(cmd, "--member") == [f"serviceAccount:{member}"] and flag(cmd, "--role") == ([role] if role else [])
+    ]
+    assert len(matches) == 1, plan.stdout
+
+
+def test_no_broad_roles_keys_or_secrets(plan):
+    text = plan.stdout
+    for forbidden in ("roles/editor", "roles/owner", "roles/storage.admin", "roles/run.admin", "allUsers",
+                      "allAuthenticatedUsers", "keys create", "secrets", "--set-secrets", "make_public"):
+        assert forbidden not in text
+    runtime_project_roles = [
+        flag(cmd, "--role")[0] for cmd in find(commands(text), "gcloud", "projects", "add-iam-policy-binding")
+        if flag(cmd, "--member") == [f"serviceAccount:{RUNTIME}"]
+    ]
+    assert runtime_project_roles == ["roles/datastore.user"], "object access is granted on the bucket only"
+
+
+def test_project_bindings_are_unconditional_and_non_interactive(plan):
+    for cmd in find(commands(plan.stdout), "gcloud", "projects", "add-iam-policy-binding"):
+        assert "--condition=None" in cmd
+        assert "--quiet" in cmd
+
+
+def test_storage_service_agent_is_looked_up(plan):
+    cmds = commands(plan.stdout)
+    lookup = cmds.index(["gcloud", "storage", "service-agent", f"--project={PROJECT}"])
+    (grant,) = [i for i, c in enumerate(cmds) if "--role=roles/pubsub.publisher" in c]
+    assert lookup < grant
+
+
+def test_order_of_steps(plan):
+    heads = [" ".join(cmd[:4]) for cmd in commands(plan.stdout)]
+
+    def first(head: str) -> int:
+        return next(i for i, h in enumerate(heads) if h.startswith(head))
+
+    assert first("gcloud storage buckets describe") == 0, "the location is checked before anything changes"
+    assert first("gcloud services enable") < first("gcloud iam service-accounts create")
+    assert first("gcloud iam service-accounts create") < first("gcloud storage buckets add-iam-policy-binding")
+    assert first("gcloud projects add-iam-policy-binding") < first("gcloud functions deploy")
+    assert first("gcloud functions deploy") < first("gcloud functions add-invoker-policy-binding")
+    assert heads[-1].startswith("gcloud functions add-invoker-policy-binding")
+
+
+# --- the env-vars file ----------------------------------------------------------------------------------------
+
+
+def test_env_vars_file_defaults(plan, function_deploy):
+    (path,) = flag(function_deploy, "--env-vars-file")
+    assert path.endswith(".yaml")
+    assert f"# env-vars file {path}" in plan.stdout
+    assert env_file(plan.stdout) == {
+        "SOURCE_PREFIX": "raw-uploads/",
+        "OUTPUT_PREFIX": "showcase-images/",
+        "FIRESTORE_COLLECTION": "characters",
+        "LOG_LEVEL": "INFO",
+    }
+    assert "--set-env-vars" not in " ".join(function_deploy)
+
+
+@pytest.mark.parametrize(("name", "value"), SETTINGS)
+def test_env_vars_file_passes_settings_through(tmp_path, name, value):
+    env = {name: value}
+    if name == "SOURCE_PREFIX":
+        env["OUTPUT_PREFIX"] = "variants/"
+    result = dry(tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert env_file(result.stdout)[name] == value
+
+
+def test_env_vars_file_with_every_setting_and_nothing_else(tmp_path):
+    env = dict(SETTINGS) | {"ENCODE_THREADS": "2", "SOME_SECRET": "hunter2", "PROJECT_ID": "ignored-here"}
+    result = dry(tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert env_file(result.stdout) == dict(SETTINGS) | {"ENCODE_THREADS": "2"}
+    assert "hunter2" not in result.stdout
+
+
+def test_env_vars_file_quotes_values(tmp_path):
+    result = dry(tmp_path, env={"LOG_LEVEL": "it's: # tricky"})
+    assert result.returncode == 0, result.stderr
+    assert "#   LOG_LEVEL: 'it''s: # tricky'" in result.stdout
+    assert env_file(result.stdout)["LOG_LEVEL"] == "it's: # tricky"
+
+
+# --- bucket location vs region --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("location", "region", "trigger_location"),
+    [
+        ("US", "us-central1", "us"),
+        ("us", "us-east4", "us"),
+        ("US-CENTRAL1", "us-central1", "us-central1"),
+        ("europe-west1", "europe-west1", "europe-west1"),
+        ("EU", "europe-west4", "eu"),
+        ("ASIA", "asia-northeast1", "asia"),
+        ("NAM4", "us-east1", "nam4"),
+        ("EUR4", "europe-north1", "eur4"),
+    ],
+)
+def test_compatible_bucket_locations(tmp_path, location, region, trigger_location):
+    result = dry(tmp_path, "--region", region, location=location)
+    assert result.returncode == 0, result.stderr
+    (cmd,) = find(commands(result.stdout), "gcloud", "functions", "deploy")
+    assert flag(cmd, "--trigger-location") == [trigger_location]
+    assert flag(cmd, "--region") == [region]
+
+
+@pytest.mark.parametrize(
+    ("location", "region"),
+    [
+        ("EU", "us-central1"),
+        ("US", "europe-west1"),
+        ("US-EAST1", "us-central1"),
+        ("EU", "europe-west2"),
+        ("ASIA", "australia-southeast1"),
+        ("NAM4", "us-west1"),
+        ("AUSTRALIA-SOUTHEAST1", "us-central1"),
+    ],
+)
+def test_incompatible_bucket_location_fails_clearly(tmp_path, location, region):
+    result = dry(tmp_path, "--region", region, location=location)
+    assert result.returncode == 1
+    assert f"is in location '{location}', which is not compatible with region '{region}'" in result.stderr
+    assert "--region" in result.stderr
+    assert not find(commands(result.stdout), "gcloud", "functions", "deploy")
+    assert not find(commands(result.stdout), "gcloud", "services", "enable")
+
+
+def test_unknown_location_in_dry_run_is_noted(tmp_path):
+    result = dry(tmp_path, location=None)
+    assert result.returncode == 0, result.stderr
+    cmds = commands(result.stdout)
+    assert cmds[0] == ["gcloud", "storage", "buckets", "describe", f"gs://{BUCKET}", f"--project={PROJECT}",
+                       "--format=value(location)"]
+    assert "region check skipped" in result.stdout
+    (cmd,) = find(cmds, "gcloud", "functions", "deploy")
+    assert not flag(cmd, "--trigger-location")
+
+
+# --- backfill-job and rules -----------------------------------------------------------------------------------
+
+
+def test_backfill_job(tmp_path):
+    result = dry(tmp_path, "backfill-job", "--tasks", "50", "--parallelism", "10")
+    assert result.returncode == 0, result.stderr
+    cmds = commands(result.stdout)
+    (job,) = find(cmds, "gcloud", "run", "jobs", "deploy")
+    assert job[4] == "image-pipeline-backfill"
+    assert flag(job, "--source") == ["."]
+    assert flag(job, "--tasks") == ["50"]
+    assert flag(job, "--parallelism") == ["10"]
+    assert flag(job, "--command") == ["python"]
+    assert flag(job, "--args") == ["-m,image_pipeline,backfill"]
+    assert flag(job, "--service-account") == [RUNTIME]
+    assert flag(job, "--region") == ["us-central1"]
+    assert flag(job, "--env-vars-file")
+    assert env_file(result.stdout)["BUCKET"] == BUCKET
+    (execute,) = find(cmds, "gcloud", "run", "jobs", "execute")
+    assert execute[4] == "image-pipeline-backfill"
+    assert cmds.index(job) < cmds.index(execute)
+    assert not find(cmds, "gcloud", "functions")
+
+
+def test_backfill_job_options(tmp_path):
+    result = dry(tmp_path, "backfill-job", "--no-execute", "--backfill-arg=--force", "--backfill-arg", "--limit=10",
+                 "--job-name", "reprocess")
+    assert result.returncode == 0, result.stderr
+    cmds = commands(result.stdout)
+    (job,) = find(cmds, "gcloud", "run", "jobs", "deploy")
+    assert job[4] == "reprocess"
+    assert flag(job, "--args") == ["-m,image_pipeline,backfill,--force,--limit=10"]
+    assert not find(cmds, "gcloud", "run", "jobs", "execute")
+
+
+def test_backfill_job_rejects_commas_in_arguments(tmp_path):
+    result = dry(tmp_path, "backfill-job", "--backfill-arg", "--prefix=a,b")
+    assert result.returncode == 2
+    assert "cannot contain commas" in result.stderr
+
+
+def test_rules(tmp_path):
+    result = deploy(tmp_path, "rules", "--dry-run", "--project", PROJECT)
+    assert result.returncode == 0, result.stderr
+    (cmd,) = commands(result.stdout)
+    assert cmd[:4] == ["firebase", "deploy", "--only", "storage,firestore:rules"]
+    assert f"--project={PROJECT}" in cmd
+
+
+# --- a real run, against a fake gcloud --------------------------------------------------------------------------
+
+FAKE_GCLOUD = r"""#!/usr/bin/env bash
+# Records each call as a JSON line; answers the lookups deploy.sh makes.
+python3 - "$@" <<'PY' >>"$FAKE_LOG"
+import json, sys, pathlib
+args = sys.argv[1:]
+record = {"args": args}
+for arg in args:
+    if arg.startswith("--env-vars-file="):
+        record["env_file"] = pathlib.Path(arg.split("=", 1)[1]).read_text()
+print(json.dumps(record))
+PY
+case "$1 $2 $3" in
+  "storage buckets describe") echo "$FAKE_LOCATION" ;;
+  "iam service-accounts describe") [[ ${FAKE_SA_EXISTS:-0} == 1 ]] || { echo "NOT_FOUND" >&2; exit 1; } ;;
+  "storage service-agent "*) echo "service-123456@gs-project-accounts.iam.gserviceaccount.com" ;;
+esac
+exit 0
+"""
+
+
+def _fake_gcloud(tmp_path: Path) -> Path:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    fake = bin_dir / "gcloud"
+    fake.write_text(FAKE_GCLOUD)
+    fake.chmod(0o755)
+    return fake
+
+
+def real_run(tmp_path: Path, *args: str, location: str = "US", sa_exists: bool = False):
+    fake = _fake_gcloud(tmp_path)
+    log = tmp_path / "gcloud.log"
+    log.unlink(missing_ok=True)
+    env = {
+        "PATH": f"{fake.parent}:{os.environ['PATH']}",
+        "FAKE_LOG": str(log),
+        "FAKE_LOCATION": location,
+        "FAKE_SA_EXISTS": "1" if sa_exists else "0",
+        "QUALITY": "72",
+    }
+    result = deploy(tmp_path, *args, "--project", PROJECT, "--bucket", BUCKET, env=env)
+    calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    return result, calls
+
+
+def _normalise(cmd: list[str]) -> list[str]:
+    out = []
+    for word in cmd:
+        if word.startswith("--env-vars-file="):
+            word = "--env-vars-file=ENV_FILE"
+        out.append(word.replace("service-123456@", "service-PROJECT_NUMBER@"))
+    return out
+
+
+def test_real_run_matches_the_dry_run_plan(tmp_path):
+    result, calls = real_run(tmp_path)
+    assert result.returncode == 0, result.stderr
+    planned = dry(tmp_path, env={"QUALITY": "72"}, location="US")
+    assert [_normalise(c["args"]) for c in calls] == [_normalise(cmd[1:]) for cmd in commands(planned.stdout)]
+    (deploy_call,) = [c for c in calls if c["args"][:2] == ["functions", "deploy"]]
+    assert "QUALITY: '72'" in deploy_call["env_file"]
+    assert "SOURCE_PREFIX: 'raw-uploads/'" in deploy_call["env_file"]
+    assert "--trigger-location=us" in deploy_call["args"]
+    assert "+ gcloud functions deploy image-pipeline" in result.stderr
+
+
+def test_real_rerun_is_idempotent(tmp_path):
+    result, calls = real_run(tmp_path, sa_exists=True)
+    assert result.returncode == 0, result.stderr
+    heads = [" ".join(c["args"][:3]) for c in calls]
+    assert "iam service-accounts create" not in heads
+    assert heads.count("iam service-accounts describe") == 2
+    assert "functions deploy image-pipeline" in heads
+    assert "service account" in result.stderr and "exists" in result.stderr
+
+
+def test_real_run_checks_the_actual_bucket_location_before_changing_anything(tmp_path):
+    result, calls = real_run(tmp_path, "--region", "us-central1", location="EUROPE-WEST1")
+    assert result.returncode == 1
+    assert "is in location 'EUROPE-WEST1', which is not compatible with region 'us-central1'" in result.stderr
+    assert [c["args"][:3] for c in calls] == [["storage", "buckets", "describe"]]
+
+
+def test_real_run_rejects_a_wrong_bucket_location_flag(tmp_path):
+    result, calls = real_run(tmp_path, "--bucket-location", "EU", location="US")
+    assert result.returncode == 1
+    assert "does not match" in result.stderr
+    assert len(calls) == 1
+
+
+def test_real_backfill_job_needs_the_runtime_account(tmp_path):
+    result, calls = real_run(tmp_path, "backfill-job", sa_exists=False)
+    assert result.returncode == 1
+    assert "run 'deploy.sh deploy' first" in result.stderr
+    assert [c["args"][:3] for c in calls] == [["iam", "service-accounts", "describe"]]
+
+    result, calls = real_run(tmp_path, "backfill-job", sa_exists=True)
+    assert result.returncode == 0, result.stderr
+    (job,) = [c for c in calls if c["args"][:3] == ["run", "jobs", "deploy"]]
+    assert f"BUCKET: '{BUCKET}'" in job["env_file"]
+    assert [c["args"][:3] for c in calls][-1] == ["run", "jobs", "execute"]
+
+
+# --- shellcheck -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None,
+                    reason="shellcheck not installed (apt-get install -y shellcheck)")
+def test_shellcheck_clean():
+    result = subprocess.run(["shellcheck", "--severity=style", str(DEPLOY)], capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_script_is_strict_and_executable():
+    text = DEPLOY.read_text()
+    assert text.startswith("#!/usr/bin/env bash\n")
+    assert "\nset -euo pipefail\n" in text
+    assert os.access(DEPLOY, os.X_OK)
+
+
+# --- .gcloudignore ------------------------------------------------------------------------------------------
+
+GCLOUDIGNORE = ROOT / ".gcloudignore"
+UPLOADED = ["main.py", "requirements.txt", "image_pipeline/__init__.py", "image_pipeline/imaging/pipeline.py"]
+NOT_UPLOADED = [
+    "tests/test_x.py", "benchmarks/bench.py", ".venv/lib/site.py", ".git/HEAD", ".ci/run", "README.md",
+    "storage.rules", "firestore.rules", "firebase.json", "deploy.sh", "demo-output/index.html",
+    "requirements-dev.txt", ".pytest_cache/v", "image_pipeline/__pycache__/settings.cpython-312.pyc",
+    "image_pipeline/sample/photo.jpg", "image_pipeline/tests/test_y.py", "image_pipeline/NOTES.md",
+    "image_pipeline/assets/sample.png", ".hypothesis/x",
+]
+
+
+def test_gcloudignore_patterns():
+    lines = {line.strip() for line in GCLOUDIGNORE.read_text().splitlines()}
+    assert "/*" in lines
+    for keep in ("!/main.py", "!/requirements.txt", "!/image_pipeline/"):
+        assert keep in lines
+    for gone in ("tests/", "benchmarks/", ".venv/", ".git/", ".ci/", "*.md", "__pycache__/", "demo-output/",
+                 "storage.rules", "firestore.rules", "/image_pipeline/sample/"):
+        assert gone in lines
+
+
+def _gcloud_lists_files() -> bool:
+    return shutil.which("gcloud") is not None
+
+
+@pytest.mark.skipif(not _gcloud_lists_files(), reason="gcloud not installed")
+def test_gcloudignore_with_gcloud_on_a_sample_tree(tmp_path):
+    tree = tmp_path / "tree"
+    for name in UPLOADED + NOT_UPLOADED:
+        (tree / name).parent.mkdir(parents=True, exist_ok=True)
+        (tree / name).write_text("x")
+    shutil.copy(GCLOUDIGNORE, tree / ".gcloudignore")
+    result = subprocess.run(["gcloud", "meta", "list-files-for-upload", str(tree)], capture_output=True, text=True,
+                            env=_base_env(tmp_path), check=True, timeout=60)
+    assert sorted(result.stdout.split()) == sorted(UPLOADED)
+
+
+@pytest.mark.skipif(not _gcloud_lists_files(), reason="gcloud not installed")
+def test_gcloudignore_on_this_repository(tmp_path):
+    result = subprocess.run(["gcloud", "meta", "list-files-for-upload", str(ROOT)], capture_output=True, text=True,
+                            env=_base_env(tmp_path), check=True, timeout=60)
+    files = result.stdout.split()
+    assert "requirements.txt" in files
+    assert "image_pipeline/__init__.py" in files
+    assert "image_pipeline/settings.py" in files
+    if (ROOT / "main.py").exists():
+        assert "main.py" in files
+    for name in files:
+        assert name in ("main.py", "requirements.txt") or name.startswith("image_pipeline/"), name
+        assert "/tests/" not in name and "__pycache__" not in name and not name.endswith(".md"), name
