@@ -417,7 +417,9 @@ BOMBS = {
 
 def png_with_huge_text(decompressed_mib=64, kind=b"zTXt") -> bytes:
     """A small valid PNG with a compressed text (zTXt) or ICC (iCCP) chunk that inflates to many MiB."""
-    payload = zlib.compress(bytes(decompressed_mib * 1024 * 1024), 9)
+    compressor = zlib.compressobj(9)
+    block = bytes(1024 * 1024)
+    payload = b"".join(compressor.compress(block) for _ in range(decompressed_mib)) + compressor.flush()
     key = b"Comment" if kind == b"zTXt" else b"icc"
     chunk = png_chunk(kind, key + b"\x00\x00" + payload)
     raw = b"".join(b"\x00" + bytes(3 * 8) for _ in range(8))

@@ -1,0 +1,193 @@
+"""Limits are enforced from headers, before a full decode: bytes, pixels (canvas, frame, page), frames, bombs."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from image_pipeline.errors import ImageRejected, RejectionCode
+from image_pipeline.settings import OutputFormat
+from tests.imaging_fixtures import (
+    BOMBS,
+    GREEN,
+    RED,
+    animated_bytes,
+    encode,
+    format_sample,
+    noise,
+    png_bomb,
+    png_with_huge_text,
+    rejection,
+    run,
+    solid,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+# ---------------------------------------------------------------------------
+# Input bytes
+# ---------------------------------------------------------------------------
+
+
+def test_input_at_the_byte_limit_is_accepted_and_one_more_byte_is_too_large():
+    data = encode(noise((32, 32)), "PNG")
+    assert run(data, max_input_bytes=len(data)).source.bytes == len(data)
+    assert rejection(data, max_input_bytes=len(data) - 1).code is RejectionCode.TOO_LARGE
+
+
+def test_byte_limit_is_checked_before_decoding():
+    # A bomb that is also over the byte limit is refused for its bytes, quickly.
+    data = png_bomb()
+    start = time.perf_counter()
+    assert len(data) > 50
+    error = rejection(data, max_input_bytes=50, max_pixels=10**12)
+    assert error.code is RejectionCode.TOO_LARGE
+    assert time.perf_counter() - start < 2
+
+
+# ---------------------------------------------------------------------------
+# Pixels
+# ---------------------------------------------------------------------------
+
+PIXEL_FORMATS = ["jpeg", "png", "webp", "gif", "tiff", "bmp", "avif", "heif", "mpo", "apng"]
+
+
+@pytest.mark.parametrize("name", PIXEL_FORMATS)
+def test_max_pixels_is_configurable(name):
+    data = format_sample(name, RED, (40, 40))
+    assert rejection(data, max_pixels=1000).code is RejectionCode.TOO_LARGE
+    assert run(data, max_pixels=1600).source.width == 40
+
+
+@pytest.mark.parametrize("name", sorted(BOMBS))
+def test_header_bombs_are_too_large_quickly(name):
+    data = BOMBS[name]()
+    assert len(data) < 10_000
+    start = time.perf_counter()
+    assert rejection(data).code is RejectionCode.TOO_LARGE
+    assert time.perf_counter() - start < 2
+
+
+def test_limit_applies_below_pillows_own_bomb_error():
+    # 120 MP: over the 100 MP default, under the 179 MP where Pillow itself raises (it only warns from 89 MP).
+    start = time.perf_counter()
+    assert rejection(png_bomb(12000, 10000)).code is RejectionCode.TOO_LARGE
+    assert time.perf_counter() - start < 2
+
+
+def test_decompression_bomb_warning_never_passes_silently():
+    # With a generous configured limit, a 144 MP header still ends in a typed rejection, not a warning.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        error = rejection(png_bomb(12000, 12000), max_pixels=200_000_000)
+    assert error.code in (RejectionCode.TOO_LARGE, RejectionCode.CORRUPT_IMAGE)
+    assert not [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)]
+
+
+def test_every_page_counts_against_the_pixel_limit():
+    # A small first page must not hide a big second page.
+    buffer = io.BytesIO()
+    solid(RED, (10, 10)).save(buffer, "TIFF", save_all=True, append_images=[solid(GREEN, (50, 50))])
+    assert rejection(buffer.getvalue(), max_pixels=1000).code is RejectionCode.TOO_LARGE
+
+
+def test_limit_counts_displayed_pixels_of_oriented_images_the_same():
+    # Rotation does not change the pixel count: a 40x25 image with orientation 6 is exactly 1000 pixels.
+    from tests.imaging_fixtures import exif_bytes
+
+    data = encode(solid(RED, (40, 25)), "JPEG", exif=exif_bytes(6))
+    result = run(data, max_pixels=1000)
+    assert (result.source.width, result.source.height) == (25, 40)
+    assert rejection(data, max_pixels=999).code is RejectionCode.TOO_LARGE
+
+
+# ---------------------------------------------------------------------------
+# Frames
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("keep_animation", [False, True])
+@pytest.mark.parametrize("fmt", ["GIF", "WEBP", "PNG"])
+def test_frame_limit(fmt, keep_animation):
+    colours = (RED, GREEN, (0, 0, 255), (255, 255, 0), (0, 255, 255))
+    data = animated_bytes(fmt, colours, size=(16, 16))
+    assert rejection(data, max_frames=4, keep_animation=keep_animation).code is RejectionCode.TOO_LARGE
+    assert run(data, max_frames=5, keep_animation=keep_animation, output_format=OutputFormat.WEBP).source.frames == 5
+
+
+# ---------------------------------------------------------------------------
+# Memory: run in a fresh interpreter with an address-space cap and measure peak RSS growth
+# ---------------------------------------------------------------------------
+
+MEMORY_SCRIPT = r"""
+import json, resource, sys, time
+from image_pipeline.errors import ImageRejected
+from image_pipeline.imaging import process_image
+from image_pipeline.settings import ImagingOptions
+from tests.imaging_fixtures import BOMBS, encode, png_bomb, png_with_huge_text, solid
+
+process_image(encode(solid((1, 2, 3), (16, 16)), "PNG"), ImagingOptions())  # warm up imports and pools
+cases = {f"bomb_{name}": build() for name, build in BOMBS.items()}
+cases["png_30000_square"] = png_bomb(30000, 30000)
+cases["huge_ztxt"] = png_with_huge_text(256, b"zTXt")
+cases["huge_iccp"] = png_with_huge_text(256, b"iCCP")
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+with open("/proc/self/status") as status:
+    vm = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize"))
+resource.setrlimit(resource.RLIMIT_AS, (vm + 768 * 2**20, resource.RLIM_INFINITY))
+out = {}
+for name, data in cases.items():
+    start = time.perf_counter()
+    try:
+        process_image(data, ImagingOptions())
+        code = "ok"
+    except ImageRejected as error:
+        code = error.code.value
+    except BaseException as error:
+        code = "escaped:" + type(error).__name__
+    out[name] = [code, time.perf_counter() - start, len(data)]
+out["rss_growth_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def memory_report():
+    """Results of processing bombs and huge chunks in a separate, address-space-limited interpreter."""
+    if not Path("/proc/self/status").exists():
+        pytest.skip("needs Linux /proc")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-c", MEMORY_SCRIPT], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("name", [f"bomb_{name}" for name in sorted(BOMBS)] + ["png_30000_square"])
+def test_bombs_are_refused_without_allocating(memory_report, name):
+    code, seconds, size = memory_report[name]
+    assert code == "too_large"
+    assert seconds < 2
+
+
+@pytest.mark.parametrize("name", ["huge_ztxt", "huge_iccp"])
+def test_huge_compressed_chunks_do_not_blow_memory(memory_report, name):
+    code, seconds, size = memory_report[name]
+    assert size < 1_000_000  # the fixture inflates to 256 MiB
+    assert code in ("ok", "corrupt_image", "too_large"), code
+    assert seconds < 5
+
+
+def test_peak_memory_stays_small_across_all_hostile_cases(memory_report):
+    assert memory_report["rss_growth_kib"] < 100 * 1024
