@@ -1,0 +1,229 @@
+"""`python -m image_pipeline process INPUT... --out DIR`: one JSON line per input on stdout, exit 0/1/2."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.imaging_fixtures import (
+    CANON_SIZE,
+    RED,
+    decode,
+    encode,
+    noise,
+    oriented_bytes,
+    solid,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+SETTING_VARIABLES = (
+    "VARIANTS",
+    "OUTPUT_FORMAT",
+    "QUALITY",
+    "MAX_INPUT_BYTES",
+    "MAX_PIXELS",
+    "MAX_FRAMES",
+    "KEEP_ANIMATION",
+    "ENCODE_THREADS",
+    "SOURCE_PREFIX",
+    "OUTPUT_PREFIX",
+    "FIRESTORE_COLLECTION",
+    "URL_MODE",
+    "DELETE_ORIGINAL",
+    "MAX_EVENT_AGE_S",
+    "RETRY_WINDOW_S",
+    "CLIENT_TIMEOUT_S",
+)
+CODES = {"unsupported_format", "corrupt_image", "too_large", "empty"}
+
+
+def cli(*args: str, cwd: Path, **env_overrides: str) -> subprocess.CompletedProcess:
+    """Run the CLI in a fresh interpreter with a clean settings environment plus `env_overrides`."""
+    env = {key: value for key, value in os.environ.items() if key not in SETTING_VARIABLES}
+    env["PYTHONPATH"] = str(REPO)
+    env.update(env_overrides)
+    return subprocess.run(
+        [sys.executable, "-m", "image_pipeline", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def result_lines(done: subprocess.CompletedProcess, count: int) -> list[dict]:
+    """Parse stdout, which must hold exactly `count` result objects and nothing else."""
+    lines = done.stdout.splitlines()
+    assert len(lines) == count, f"stdout: {done.stdout!r}\nstderr: {done.stderr[-2000:]}"
+    parsed = [json.loads(line) for line in lines]
+    for line in parsed:
+        assert isinstance(line, dict) and isinstance(line.get("ok"), bool) and "input" in line, line
+    return parsed
+
+
+def assert_success_shape(line: dict, out_dir: Path, names=("thumb", "medium", "large"), fmt="webp") -> None:
+    """Check a success line against the contract and the files on disk (relative paths are from out_dir's test root)."""
+    assert line["ok"] is True, line
+    assert {"format", "width", "height"} <= set(line["source"])
+    assert [variant["name"] for variant in line["variants"]] == list(names)
+    for variant in line["variants"]:
+        assert {"name", "path", "format", "width", "height", "bytes"} <= set(variant)
+        path = Path(variant["path"])
+        if not path.is_absolute():
+            path = next(root for root in out_dir.parents if (root / path).exists()) / path
+        assert path.is_file(), variant
+        assert out_dir.resolve() in path.resolve().parents
+        assert variant["bytes"] == path.stat().st_size
+        assert variant["format"] == fmt
+        image = decode(path.read_bytes())
+        assert image.size == (variant["width"], variant["height"])
+    placeholder = line["placeholder"]
+    assert re.fullmatch(r"#[0-9a-f]{6}", placeholder["dominantColor"])
+    assert isinstance(placeholder["blurhash"], str) and len(placeholder["blurhash"]) >= 6
+
+
+def assert_rejection_shape(line: dict, code: str | None = None) -> None:
+    """Check a rejection line is exactly {input, ok: false, error: {code, message}}."""
+    assert set(line) == {"input", "ok", "error"}, line
+    assert line["ok"] is False
+    assert set(line["error"]) == {"code", "message"}
+    assert line["error"]["code"] in CODES if code is None else line["error"]["code"] == code
+    assert isinstance(line["error"]["message"], str) and line["error"]["message"].strip()
+
+
+def test_all_inputs_succeed(tmp_path):
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(oriented_bytes(6))
+    picture = tmp_path / "picture.png"
+    picture.write_bytes(encode(noise((500, 300)), "PNG"))
+    out = tmp_path / "out"
+    done = cli("process", str(photo), str(picture), "--out", str(out), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    first, second = result_lines(done, 2)
+    assert first["input"] == str(photo) and second["input"] == str(picture)
+    for line in (first, second):
+        assert_success_shape(line, out)
+    assert (first["source"]["format"], first["source"]["width"], first["source"]["height"]) == ("JPEG", *CANON_SIZE)
+    assert (second["source"]["format"], second["source"]["width"], second["source"]["height"]) == ("PNG", 500, 300)
+    sizes = {variant["name"]: (variant["width"], variant["height"]) for variant in second["variants"]}
+    assert sizes["medium"] == (500, 300) and abs(sizes["thumb"][1] - 154) <= 1 and sizes["thumb"][0] == 256
+    if "bytes" in second["source"]:
+        assert second["source"]["bytes"] == picture.stat().st_size
+
+
+def test_relative_input_is_echoed_as_given_and_out_dir_is_created(tmp_path):
+    (tmp_path / "a.png").write_bytes(encode(solid(RED), "PNG"))
+    done = cli("process", "a.png", "--out", "nested/out", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (line,) = result_lines(done, 1)
+    assert line["input"] == "a.png"
+    assert_success_shape(line, tmp_path / "nested" / "out")
+
+
+def test_any_rejection_exits_1_and_other_inputs_still_processed(tmp_path):
+    good = tmp_path / "good.png"
+    good.write_bytes(encode(solid(RED), "PNG"))
+    fake = tmp_path / "fake.jpg"
+    fake.write_text("this is not an image\n")
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    half = tmp_path / "half.jpg"
+    whole = encode(noise((64, 64)), "JPEG")
+    half.write_bytes(whole[: len(whole) // 2])
+    out = tmp_path / "out"
+    done = cli("process", str(fake), str(good), str(empty), str(half), "--out", str(out), cwd=tmp_path)
+    assert done.returncode == 1, done.stderr[-2000:]
+    lines = result_lines(done, 4)
+    assert [line["input"] for line in lines] == [str(fake), str(good), str(empty), str(half)]
+    assert_rejection_shape(lines[0], "unsupported_format")
+    assert_success_shape(lines[1], out)
+    assert_rejection_shape(lines[2], "empty")
+    assert_rejection_shape(lines[3], "corrupt_image")
+
+
+def test_missing_input_file_is_a_rejected_input_not_a_crash(tmp_path):
+    done = cli("process", str(tmp_path / "nope.jpg"), "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert done.returncode == 1
+    (line,) = result_lines(done, 1)
+    assert_rejection_shape(line)
+
+
+def test_format_comes_from_bytes_not_name(tmp_path):
+    disguised = tmp_path / "holiday.jpg"
+    disguised.write_bytes(encode(solid(RED, (30, 20)), "PNG"))
+    webp_as_gif = tmp_path / "anim.gif"
+    webp_as_gif.write_bytes(encode(solid(RED, (30, 20)), "WEBP"))
+    out = tmp_path / "out"
+    done = cli("process", str(disguised), str(webp_as_gif), "--out", str(out), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    first, second = result_lines(done, 2)
+    assert first["source"]["format"] == "PNG" and second["source"]["format"] == "WEBP"
+
+
+def test_same_file_name_in_two_folders_does_not_overwrite(tmp_path):
+    for folder, size in (("a", (300, 200)), ("b", (40, 30))):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "photo.png").write_bytes(encode(noise(size, seed=len(folder)), "PNG"))
+    out = tmp_path / "out"
+    done = cli("process", "a/photo.png", "b/photo.png", "--out", str(out), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    first, second = result_lines(done, 2)
+    paths = [variant["path"] for line in (first, second) for variant in line["variants"]]
+    assert len(set(paths)) == len(paths)
+    for line in (first, second):
+        assert_success_shape(line, out)
+
+
+def test_environment_settings_apply(tmp_path):
+    (tmp_path / "a.jpg").write_bytes(encode(noise((200, 100)), "JPEG"))
+    out = tmp_path / "out"
+    done = cli("process", "a.jpg", "--out", str(out), cwd=tmp_path, VARIANTS="small:64", OUTPUT_FORMAT="png")
+    assert done.returncode == 0, done.stderr[-2000:]
+    (line,) = result_lines(done, 1)
+    assert_success_shape(line, out, names=("small",), fmt="png")
+    (variant,) = line["variants"]
+    assert variant["path"].endswith(".png") and (variant["width"], variant["height"]) == (64, 32)
+    assert decode(Path(variant["path"]).read_bytes()).format == "PNG"
+
+
+def test_byte_limit_from_environment(tmp_path):
+    (tmp_path / "a.png").write_bytes(encode(noise((64, 64)), "PNG"))
+    done = cli("process", "a.png", "--out", str(tmp_path / "out"), cwd=tmp_path, MAX_INPUT_BYTES="1000")
+    assert done.returncode == 1
+    (line,) = result_lines(done, 1)
+    assert_rejection_shape(line, "too_large")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [(), ("process",), ("process", "a.png"), ("process", "--out", "out"), ("process", "a.png", "--out"),
+     ("nonsense", "a.png", "--out", "out"), ("process", "a.png", "--out", "out", "--no-such-flag")],
+    ids=["no_command", "no_inputs", "no_out", "only_out", "out_without_dir", "unknown_command", "unknown_flag"],
+)
+def test_usage_errors_exit_2_with_nothing_on_stdout(tmp_path, args):
+    (tmp_path / "a.png").write_bytes(encode(solid(RED), "PNG"))
+    done = cli(*args, cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.strip()
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("QUALITY", "abc"), ("VARIANTS", "thumb"), ("OUTPUT_FORMAT", "gif"), ("MAX_PIXELS", "-1")],
+)
+def test_bad_setting_is_a_clear_usage_error(tmp_path, variable, value):
+    (tmp_path / "a.png").write_bytes(encode(solid(RED), "PNG"))
+    done = cli("process", "a.png", "--out", str(tmp_path / "out"), cwd=tmp_path, **{variable: value})
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stdout == ""
+    assert variable in done.stderr
+    assert "Traceback" not in done.stderr
