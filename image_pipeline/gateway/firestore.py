@@ -11,7 +11,7 @@ from google.api_core import retry as retries
 from google.cloud import firestore
 
 from image_pipeline.errors import TransientError
-from image_pipeline.gateway.errors import transient_on_outage
+from image_pipeline.gateway.errors import TRANSIENT, transient_on_outage
 from image_pipeline.ports import Decide, Decision, ServerTime
 
 TRANSACTION_ATTEMPTS = 5
@@ -40,8 +40,11 @@ class FirestoreCharacters:
             try:
                 return read_decide_write(self._client.transaction(max_attempts=TRANSACTION_ATTEMPTS))
             except ValueError as error:
-                if isinstance(error.__cause__, api.Aborted):
-                    raise TransientError(f"{self._collection}/{character_id} stayed contended: {error}") from error
+                # The library reports contention (ABORTED on every attempt) as a ValueError, and an outage at
+                # begin_transaction as the ValueError of its own rollback; the real cause is chained.
+                cause = error.__cause__ or error.__context__
+                if isinstance(cause, TRANSIENT):
+                    raise TransientError(f"transaction on {self._collection}/{character_id}: {cause!r}") from cause
                 raise
 
 

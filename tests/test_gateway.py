@@ -1,0 +1,104 @@
+"""The real adapters against fake-gcs-server and the Firestore emulator: exact generations, create-only uploads, guarded transactions, bounded failures."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from image_pipeline.errors import TransientError
+from image_pipeline.gateway import firestore as firestore_gateway
+from image_pipeline.gateway import storage as storage_gateway
+from image_pipeline.ports import SERVER_TIME, Decision, Verdict
+from tests.backend import BUCKET, Backend, token_of
+
+
+@pytest.fixture
+def objects(backend: Backend) -> storage_gateway.CloudStorage:
+    """The storage adapter, talking to fake-gcs-server directly."""
+    return storage_gateway.connect(timeout_s=5, retry_s=1)
+
+
+@pytest.fixture
+def characters(backend: Backend) -> firestore_gateway.FirestoreCharacters:
+    """The Firestore adapter on the emulator."""
+    return firestore_gateway.connect("characters", timeout_s=5, retry_s=1)
+
+
+def test_download_returns_exactly_the_events_generation_or_none(backend: Backend, objects) -> None:
+    first = int(backend.upload("raw-uploads/u/c/a.jpg", b"first")["generation"])
+    second = int(backend.upload("raw-uploads/u/c/a.jpg", b"second")["generation"])
+
+    assert objects.download(BUCKET, "raw-uploads/u/c/a.jpg", second) == b"second"
+    assert objects.download(BUCKET, "raw-uploads/u/c/a.jpg", first) is None
+    assert objects.download(BUCKET, "raw-uploads/u/c/missing.jpg", second) is None
+
+
+def test_create_writes_once_and_a_second_create_returns_the_first_token(backend: Backend, objects) -> None:
+    first = objects.create(BUCKET, "out/a.webp", b"one", "image/webp", "public, max-age=60")
+    second = objects.create(BUCKET, "out/a.webp", b"two", "image/webp", "public, max-age=60")
+
+    blob = backend.bucket.get_blob("out/a.webp")
+    assert first == second == token_of(blob)
+    assert (blob.download_as_bytes(), blob.content_type, blob.cache_control) == (b"one", "image/webp", "public, max-age=60")
+
+
+def test_delete_removes_the_generation_and_tolerates_it_being_gone(backend: Backend, objects) -> None:
+    # fake-gcs-server ignores ifGenerationMatch on delete, so sparing a newer generation is Cloud Storage's part.
+    generation = int(backend.upload("raw-uploads/u/c/a.jpg", b"data")["generation"])
+
+    objects.delete(BUCKET, "raw-uploads/u/c/a.jpg", generation)
+    objects.delete(BUCKET, "raw-uploads/u/c/a.jpg", generation)
+
+    assert backend.bucket.get_blob("raw-uploads/u/c/a.jpg") is None
+
+
+def test_transact_applies_field_path_writes_with_server_time(backend: Backend, characters) -> None:
+    backend.seed_character("c", "u", visuals={"keep": 1})
+    seen = []
+
+    def decide(document):
+        seen.append(document)
+        return Decision(Verdict.WRITTEN, {"visuals.showcase": {"updatedAt": SERVER_TIME, "n": 2}, "visuals.status": "x"})
+
+    assert characters.transact("c", decide).verdict is Verdict.WRITTEN
+
+    document = backend.document("c")
+    assert seen == [{"meta": {"userId": "u"}, "visuals": {"keep": 1}}]
+    assert document["visuals"]["keep"] == 1 and document["visuals"]["status"] == "x"
+    assert document["visuals"]["showcase"]["n"] == 2
+    assert document["visuals"]["showcase"]["updatedAt"].year >= 2024
+
+
+def test_transact_sees_a_missing_document_and_writes_nothing(backend: Backend, characters) -> None:
+    decision = characters.transact("absent", lambda document: Decision(Verdict.MISSING if document is None else Verdict.DONE))
+
+    assert decision.verdict is Verdict.MISSING
+    assert backend.document("absent") is None
+
+
+def test_a_storage_outage_becomes_a_transient_error_within_the_retry_bound(backend: Backend, storage_proxy, monkeypatch) -> None:
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", storage_proxy.url)
+    objects = storage_gateway.connect(timeout_s=2, retry_s=1)
+    storage_proxy.failing.set()
+    started = time.monotonic()
+
+    with pytest.raises(TransientError):
+        objects.download(BUCKET, "raw-uploads/u/c/a.jpg", 1)
+
+    assert time.monotonic() - started < 10
+    assert storage_proxy.refused >= 2
+
+
+def test_an_unreachable_firestore_becomes_a_transient_error_within_the_bound(monkeypatch) -> None:
+    from image_pipeline.emulators import free_port
+
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{free_port()}")
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "nowhere")
+    characters = firestore_gateway.connect("characters", timeout_s=1, retry_s=1)
+    started = time.monotonic()
+
+    with pytest.raises(TransientError):
+        characters.transact("c", lambda document: Decision(Verdict.DONE))
+
+    assert time.monotonic() - started < 10
