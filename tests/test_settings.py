@@ -1,0 +1,212 @@
+"""Settings.from_env: every variable parsed into a typed value or refused with a message naming it; frozen."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from image_pipeline.errors import ConfigurationError
+from image_pipeline.settings import ImagingOptions, OutputFormat, Settings, Variant
+
+
+def _imaging(name):
+    """A getter for one ImagingOptions field of a Settings."""
+    return lambda settings: getattr(settings.imaging, name)
+
+
+def _top(name):
+    """A getter for one top-level Settings field, enum members compared by value."""
+
+    def get(settings):
+        value = getattr(settings, name)
+        return getattr(value, "value", value)
+
+    return get
+
+
+GETTERS = {
+    "VARIANTS": _imaging("variants"),
+    "OUTPUT_FORMAT": lambda settings: settings.imaging.output_format,
+    "QUALITY": _imaging("quality"),
+    "MAX_INPUT_BYTES": _imaging("max_input_bytes"),
+    "MAX_PIXELS": _imaging("max_pixels"),
+    "MAX_FRAMES": _imaging("max_frames"),
+    "KEEP_ANIMATION": _imaging("keep_animation"),
+    "ENCODE_THREADS": _imaging("encode_threads"),
+    "SOURCE_PREFIX": _top("source_prefix"),
+    "OUTPUT_PREFIX": _top("output_prefix"),
+    "FIRESTORE_COLLECTION": _top("collection"),
+    "URL_MODE": _top("url_mode"),
+    "DELETE_ORIGINAL": _top("delete_original"),
+    "MAX_EVENT_AGE_S": _top("max_event_age_s"),
+    "RETRY_WINDOW_S": _top("retry_window_s"),
+    "CLIENT_TIMEOUT_S": _top("client_timeout_s"),
+}
+
+VALID = [
+    ("VARIANTS", "thumb:256", (Variant("thumb", 256),)),
+    ("VARIANTS", "b:100,a:50", (Variant("b", 100), Variant("a", 50))),
+    ("VARIANTS", "thumb:256, medium:1024 ,large:2048", (Variant("thumb", 256), Variant("medium", 1024), Variant("large", 2048))),
+    ("OUTPUT_FORMAT", "webp", OutputFormat.WEBP),
+    ("OUTPUT_FORMAT", "avif", OutputFormat.AVIF),
+    ("OUTPUT_FORMAT", "jpeg", OutputFormat.JPEG),
+    ("OUTPUT_FORMAT", "png", OutputFormat.PNG),
+    ("QUALITY", "1", 1),
+    ("QUALITY", "80", 80),
+    ("QUALITY", "100", 100),
+    ("MAX_INPUT_BYTES", "1", 1),
+    ("MAX_INPUT_BYTES", "1048576", 1048576),
+    ("MAX_PIXELS", "1000", 1000),
+    ("MAX_PIXELS", "250000000", 250_000_000),
+    ("MAX_FRAMES", "1", 1),
+    ("MAX_FRAMES", "1000", 1000),
+    ("KEEP_ANIMATION", "true", True),
+    ("KEEP_ANIMATION", "false", False),
+    ("KEEP_ANIMATION", "1", True),
+    ("KEEP_ANIMATION", "0", False),
+    ("KEEP_ANIMATION", "yes", True),
+    ("KEEP_ANIMATION", "no", False),
+    ("ENCODE_THREADS", "0", 0),
+    ("ENCODE_THREADS", "4", 4),
+    ("SOURCE_PREFIX", "incoming/", "incoming/"),
+    ("SOURCE_PREFIX", "users/uploads/", "users/uploads/"),
+    ("OUTPUT_PREFIX", "public/images/", "public/images/"),
+    ("FIRESTORE_COLLECTION", "images", "images"),
+    ("FIRESTORE_COLLECTION", "my_images-2", "my_images-2"),
+    ("URL_MODE", "token", "token"),
+    ("URL_MODE", "public", "public"),
+    ("DELETE_ORIGINAL", "never", "never"),
+    ("DELETE_ORIGINAL", "on_success", "on_success"),
+    ("MAX_EVENT_AGE_S", "0", 0),
+    ("MAX_EVENT_AGE_S", "900", 900),
+    ("RETRY_WINDOW_S", "0", 0),
+    ("RETRY_WINDOW_S", "7200", 7200),
+    ("CLIENT_TIMEOUT_S", "10", 10.0),
+    ("CLIENT_TIMEOUT_S", "2.5", 2.5),
+]
+
+INVALID = [
+    ("VARIANTS", "thumb"),
+    ("VARIANTS", "thumb:0"),
+    ("VARIANTS", "thumb:-5"),
+    ("VARIANTS", "thumb:abc"),
+    ("VARIANTS", ":256"),
+    ("VARIANTS", "thumb:256,thumb:512"),
+    ("VARIANTS", "thumb:256,,large:2048"),
+    ("VARIANTS", "../evil:256"),
+    ("OUTPUT_FORMAT", "gif"),
+    ("OUTPUT_FORMAT", "bmp"),
+    ("OUTPUT_FORMAT", "heic"),
+    ("QUALITY", "0"),
+    ("QUALITY", "101"),
+    ("QUALITY", "-1"),
+    ("QUALITY", "abc"),
+    ("QUALITY", "80.5"),
+    ("MAX_INPUT_BYTES", "0"),
+    ("MAX_INPUT_BYTES", "-1"),
+    ("MAX_INPUT_BYTES", "50MB"),
+    ("MAX_PIXELS", "0"),
+    ("MAX_PIXELS", "lots"),
+    ("MAX_FRAMES", "0"),
+    ("MAX_FRAMES", "-3"),
+    ("MAX_FRAMES", "1.5"),
+    ("KEEP_ANIMATION", "maybe"),
+    ("KEEP_ANIMATION", "2"),
+    ("ENCODE_THREADS", "-1"),
+    ("ENCODE_THREADS", "many"),
+    ("SOURCE_PREFIX", "uploads"),
+    ("SOURCE_PREFIX", "../escape/"),
+    ("SOURCE_PREFIX", "/absolute/"),
+    ("SOURCE_PREFIX", "a//b/"),
+    ("OUTPUT_PREFIX", "out"),
+    ("OUTPUT_PREFIX", "../out/"),
+    ("FIRESTORE_COLLECTION", "a/b"),
+    ("FIRESTORE_COLLECTION", "x" * 200),
+    ("FIRESTORE_COLLECTION", "has space"),
+    ("URL_MODE", "signed"),
+    ("DELETE_ORIGINAL", "always"),
+    ("DELETE_ORIGINAL", "yes"),
+    ("MAX_EVENT_AGE_S", "-1"),
+    ("MAX_EVENT_AGE_S", "ten"),
+    ("RETRY_WINDOW_S", "-1"),
+    ("RETRY_WINDOW_S", "1h"),
+    ("CLIENT_TIMEOUT_S", "0"),
+    ("CLIENT_TIMEOUT_S", "-1"),
+    ("CLIENT_TIMEOUT_S", "abc"),
+    ("CLIENT_TIMEOUT_S", "nan"),
+    ("CLIENT_TIMEOUT_S", "inf"),
+]
+
+
+def test_every_variable_has_valid_and_invalid_cases():
+    assert {key for key, _, _ in VALID} == set(GETTERS) == {key for key, _ in INVALID}
+
+
+def test_empty_environment_gives_the_documented_defaults():
+    settings = Settings.from_env({})
+    assert settings.imaging == ImagingOptions()
+    assert [(variant.name, variant.max_edge) for variant in settings.imaging.variants] == [
+        ("thumb", 256),
+        ("medium", 1024),
+        ("large", 2048),
+    ]
+    assert settings.imaging.output_format is OutputFormat.WEBP
+    assert settings.imaging.quality == 80
+    assert settings.imaging.max_input_bytes == 50 * 1024 * 1024
+    assert settings.imaging.max_pixels == 100_000_000
+    assert settings.imaging.max_frames == 300
+    assert settings.imaging.keep_animation is False
+
+
+@pytest.mark.parametrize(("key", "raw", "expected"), VALID, ids=[f"{k}={v}" for k, v, _ in VALID])
+def test_valid_values_are_parsed(key, raw, expected):
+    settings = Settings.from_env({key: raw})
+    value = GETTERS[key](settings)
+    assert value == expected
+    assert type(value) is type(expected) or isinstance(value, type(expected))
+
+
+@pytest.mark.parametrize(("key", "raw"), INVALID, ids=[f"{k}={v[:20]}" for k, v in INVALID])
+def test_invalid_values_name_the_variable(key, raw):
+    with pytest.raises(ConfigurationError) as info:
+        Settings.from_env({key: raw})
+    assert key in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("source", "output"),
+    [("uploads/", "uploads/"), ("uploads/", "uploads/variants/"), ("media/raw/", "media/")],
+)
+def test_overlapping_prefixes_are_refused(source, output):
+    with pytest.raises(ConfigurationError) as info:
+        Settings.from_env({"SOURCE_PREFIX": source, "OUTPUT_PREFIX": output})
+    message = str(info.value)
+    assert "SOURCE_PREFIX" in message and "OUTPUT_PREFIX" in message
+
+
+@pytest.mark.parametrize(("source", "output"), [("raw/", "raw-out/"), ("uploads/", "images/"), ("a/b/", "a/c/")])
+def test_disjoint_prefixes_are_fine(source, output):
+    settings = Settings.from_env({"SOURCE_PREFIX": source, "OUTPUT_PREFIX": output})
+    assert (settings.source_prefix, settings.output_prefix) == (source, output)
+
+
+def test_unrelated_variables_are_ignored():
+    assert Settings.from_env({"HOME": "/root", "PATH": "/bin", "QUALITY_X": "abc"}) == Settings.from_env({})
+
+
+@pytest.mark.parametrize(
+    ("target", "field", "value"),
+    [("settings", "source_prefix", "x/"), ("imaging", "quality", 1), ("imaging", "variants", ()), ("variant", "max_edge", 1)],
+)
+def test_settings_are_frozen(target, field, value):
+    settings = Settings.from_env({})
+    obj = {"settings": settings, "imaging": settings.imaging, "variant": settings.imaging.variants[0]}[target]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(obj, field, value)
+    assert isinstance(settings.imaging.variants, tuple)
+
+
+def test_from_env_reads_os_environ_by_default(monkeypatch):
+    monkeypatch.setenv("QUALITY", "55")
+    assert Settings.from_env().imaging.quality == 55
