@@ -20,6 +20,7 @@ import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 LOCALHOST = "127.0.0.1"
@@ -216,6 +217,25 @@ def request(method: str, url: str, body: bytes | None = None, headers: Mapping[s
             return response.read()
     except urllib.error.HTTPError as error:
         raise EmulatorError(f"{method} {url} answered {error.code}: {error.read()[:500]!r}") from None
+
+
+def deliver_finalized(function_url: str, resource: Mapping[str, object], event_id: str, event_time: datetime) -> int:
+    """POST an object resource as Eventarc does (binary-mode CloudEvent); return the HTTP status."""
+    headers = {
+        "ce-id": event_id,
+        "ce-source": f"//storage.googleapis.com/projects/_/buckets/{resource['bucket']}",
+        "ce-type": "google.cloud.storage.object.v1.finalized",
+        "ce-specversion": "1.0",
+        "ce-subject": f"objects/{resource['name']}",
+        "ce-time": event_time.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "Content-Type": "application/json",
+    }
+    call = urllib.request.Request(function_url, data=json.dumps(resource).encode(), method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(call, timeout=120) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
 
 
 def create_bucket(storage_url: str, bucket: str) -> None:

@@ -19,10 +19,10 @@ import requests
 from google.cloud import firestore, storage
 from PIL import Image, ImageDraw
 
+from image_pipeline import emulators
 from image_pipeline.ports import TOKEN_METADATA_KEY
 
 BUCKET = "demo-image-pipeline.appspot.com"
-FINALIZED = "google.cloud.storage.object.v1.finalized"
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 
 
@@ -46,11 +46,6 @@ def png_bomb(width: int = 30000, height: int = 30000) -> bytes:
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     rows = zlib.compress(b"\x00" * 1024)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
-
-
-def rfc3339(moment: datetime) -> str:
-    """A timestamp as Eventarc writes `ce-time`."""
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass
@@ -95,16 +90,8 @@ class Backend:
 
     def deliver(self, resource: dict[str, Any], event_id: str | None = None, age: timedelta = timedelta(0)) -> int:
         """POST a binary-mode CloudEvent exactly as Eventarc does; return the HTTP status."""
-        headers = {
-            "ce-id": event_id or uuid.uuid4().hex,
-            "ce-source": f"//storage.googleapis.com/projects/_/buckets/{resource['bucket']}",
-            "ce-type": FINALIZED,
-            "ce-specversion": "1.0",
-            "ce-subject": f"objects/{resource['name']}",
-            "ce-time": rfc3339(datetime.now(timezone.utc) - age),
-            "Content-Type": "application/json",
-        }
-        return requests.post(self.function_url, data=json.dumps(resource), headers=headers, timeout=60).status_code
+        event_time = datetime.now(timezone.utc) - age
+        return emulators.deliver_finalized(self.function_url, resource, event_id or uuid.uuid4().hex, event_time)
 
     def objects(self, prefix: str) -> dict[str, storage.Blob]:
         """The stored objects under `prefix`, by name."""

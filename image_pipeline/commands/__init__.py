@@ -1,5 +1,5 @@
 """Sub-commands of `python -m image_pipeline`; each module has `add_parser(subparsers)` and imports its heavy parts lazily."""
 
-from image_pipeline.commands import process
+from image_pipeline.commands import demo, process
 
-COMMANDS = (process,)
+COMMANDS = (process, demo)
