@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
+from image_pipeline.errors import TransientError
 from image_pipeline.logs import log
 from image_pipeline.objects import Skip, classify
 from image_pipeline.settings import ImagingOptions, Settings
@@ -48,7 +50,7 @@ def connect_dependencies(settings: Settings) -> Dependencies:
 class Function:
     """One instance of the function: settings read once, clients created lazily once, safe across threads."""
 
-    def __init__(self, settings: Settings, connect=connect_dependencies) -> None:
+    def __init__(self, settings: Settings, connect: Callable[[Settings], Dependencies] = connect_dependencies) -> None:
         self._settings = settings
         self._connect = connect
         self._dependencies: Dependencies | None = None
@@ -61,7 +63,9 @@ class Function:
         try:
             outcome, reason = self._handle(event_id, event_time, data, trace)
         except Exception as error:
-            self._summarise(event_id, data, trace, started, "retry", logging.ERROR, error=f"{type(error).__name__}: {error}")
+            # Expected outages are warnings; anything else is a bug worth an error report.
+            level = logging.WARNING if isinstance(error, TransientError) else logging.ERROR
+            self._summarise(event_id, data, trace, started, "retry", level, error=f"{type(error).__name__}: {error}")
             raise
         self._summarise(event_id, data, trace, started, outcome.value, _SEVERITY[outcome], reason=reason)
         return outcome
@@ -81,7 +85,9 @@ class Function:
                     self._dependencies = self._connect(self._settings)
         return self._dependencies
 
-    def _summarise(self, event_id: str, data: Any, trace: Trace, started: float, outcome: str, level: int, **extra: Any) -> None:
+    def _summarise(
+        self, event_id: str, data: Any, trace: Trace, started: float, outcome: str, level: int, **extra: Any
+    ) -> None:
         """The per-event summary line for Cloud Logging."""
         resource = data if isinstance(data, dict) else {}
         fields = {

@@ -210,5 +210,8 @@ def test_a_storage_outage_answers_500_then_a_redelivery_completes(backend: Backe
     assert visuals(backend)["showcaseProcessingStatus"] == "complete"
     assert len(backend.objects(OUTPUTS)) == 3
     summaries = backend.summary_lines(event_id)
-    assert [(line["outcome"], line["stage"]) for line in summaries] == [("retry", "download"), ("complete", "record")]
+    assert [(line["severity"], line["outcome"], line["stage"]) for line in summaries] == [
+        ("WARNING", "retry", "download"),
+        ("INFO", "complete", "record"),
+    ]
     assert all(line["duration_ms"] >= 0 and line["generation"] == source["generation"] for line in summaries)

@@ -15,7 +15,7 @@ SKIP_IN_FRESH_INTERPRETER = """
 import json, sys
 import main
 main.FUNCTION.handle("event-9", "2030-01-01T00:00:00Z", {"bucket": "b", "name": sys.argv[1], "generation": "5", "size": "10"})
-HEAVY = ("PIL", "pillow_heif", "google.cloud.storage", "google.cloud.firestore", "google.api_core", "grpc", "firebase_admin")
+HEAVY = ("PIL", "pillow_heif", "google.cloud.storage", "google.cloud.firestore", "google.api_core", "grpc")
 print(json.dumps(sorted({prefix for prefix in HEAVY for module in sys.modules if module.split(".")[: prefix.count(".") + 1] == prefix.split(".")})))
 """
 
