@@ -505,3 +505,31 @@ def test_placeholder_follows_orientation():
     painted = blurhash.decode(run(data).placeholder.blurhash, 8, 8).convert("RGB")
     top, bottom = painted.getpixel((4, 0)), painted.getpixel((4, 7))
     assert top[0] > top[2] and bottom[2] > bottom[0], (top, bottom)
+
+
+# ---------------------------------------------------------------------------
+# The fixtures themselves (so a failure above points at the core, not at a broken fixture)
+# ---------------------------------------------------------------------------
+
+
+def test_fixture_profiles_behave_as_documented():
+    import io
+
+    from PIL import ImageCms
+
+    srgb = ImageCms.createProfile("sRGB")
+    swapped = ImageCms.ImageCmsProfile(io.BytesIO(swapped_rgb_profile()))
+    assert close(ImageCms.profileToProfile(solid(RED), swapped, srgb, outputMode="RGB").getpixel((0, 0)), BLUE, 10)
+    cmyk = ImageCms.ImageCmsProfile(io.BytesIO(weird_cmyk_profile()))
+    for ink in [(255, 0, 0, 0), (0, 0, 255, 0)]:
+        converted = ImageCms.profileToProfile(Image.new("CMYK", (2, 2), ink), cmyk, srgb, outputMode="RGB")
+        assert close(converted.getpixel((0, 0)), cmyk_profile_target(*ink), 12)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_fixture_orientations_display_canonically_with_pillow(orientation):
+    from PIL import ImageOps
+
+    stored = decode(oriented_bytes(orientation))
+    assert stored.getexif().get(0x0112) == orientation
+    assert_canonical(ImageOps.exif_transpose(stored))

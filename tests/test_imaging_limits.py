@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from image_pipeline.errors import ImageRejected, RejectionCode
+from image_pipeline.errors import RejectionCode
 from image_pipeline.settings import OutputFormat
 from tests.imaging_fixtures import (
     BOMBS,
@@ -25,7 +25,6 @@ from tests.imaging_fixtures import (
     format_sample,
     noise,
     png_bomb,
-    png_with_huge_text,
     rejection,
     run,
     solid,
@@ -191,3 +190,11 @@ def test_huge_compressed_chunks_do_not_blow_memory(memory_report, name):
 
 def test_peak_memory_stays_small_across_all_hostile_cases(memory_report):
     assert memory_report["rss_growth_kib"] < 100 * 1024
+
+
+@pytest.mark.parametrize("name", sorted(BOMBS))
+def test_fixture_bombs_really_declare_huge_sizes(name):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(Image.DecompressionBombError):
+            Image.open(io.BytesIO(BOMBS[name]()))
