@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -176,6 +177,8 @@ class _Env:
             value = float(raw)
         except ValueError:
             raise ConfigurationError(f"{key} must be a number, got {raw!r}") from None
+        if not math.isfinite(value):
+            raise ConfigurationError(f"{key} must be a finite number, got {raw!r}")
         return _in_range(key, value, low, high)
 
     def boolean(self, key: str, default: bool) -> bool:

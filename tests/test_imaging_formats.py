@@ -267,10 +267,10 @@ HOSTILE_ANY = {
 
 
 def _text_orientation() -> bytes:
-    """EXIF whose Orientation tag holds the text '6' instead of a SHORT."""
-    exif = Image.Exif()
-    exif[0x0112] = "6"
-    return exif.tobytes()
+    """EXIF whose Orientation tag holds the text '6' (type ASCII) instead of a SHORT."""
+    body = b"MM\x00*" + struct.pack(">I", 8) + struct.pack(">H", 1) + struct.pack(">HHI", 0x0112, 2, 2) + b"6\x00\x00\x00"
+    body += struct.pack(">I", 0)
+    return b"Exif\x00\x00" + body
 
 
 def _png_with_chunk(kind: bytes, payload: bytes) -> bytes:

@@ -20,17 +20,37 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Process every input; exit 0 if all succeeded, 1 if any was rejected."""
     from image_pipeline import logs
+    from image_pipeline.errors import ConfigurationError
     from image_pipeline.settings import Settings
 
     logs.configure(stream=sys.stderr)
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except ConfigurationError as error:
+        print(f"python -m image_pipeline process: error: {error}", file=sys.stderr)
+        return 2
     args.out.mkdir(parents=True, exist_ok=True)
-    results = [process_file(Path(path), args.out, settings) for path in args.inputs]
+    stems = output_stems([Path(path) for path in args.inputs])
+    results = [process_file(Path(path), stem, args.out, settings) for path, stem in zip(args.inputs, stems)]
     return 0 if all(result["ok"] for result in results) else 1
 
 
-def process_file(path: Path, out_dir: Path, settings: Any) -> dict[str, Any]:
-    """Process one file, write its variants, print and return its JSON line."""
+def output_stems(paths: list[Path]) -> list[str]:
+    """One distinct output name stem per input: the file's stem, numbered when two inputs share it."""
+    stems: list[str] = []
+    seen: set[str] = set()
+    for path in paths:
+        stem, number = path.stem, 1
+        while stem in seen:
+            number += 1
+            stem = f"{path.stem}-{number}"
+        seen.add(stem)
+        stems.append(stem)
+    return stems
+
+
+def process_file(path: Path, stem: str, out_dir: Path, settings: Any) -> dict[str, Any]:
+    """Process one file, write its variants as `<stem>_<variant>.<ext>`, print and return its JSON line."""
     from image_pipeline.errors import PermanentError
     from image_pipeline.imaging import process_image
 
@@ -44,7 +64,7 @@ def process_file(path: Path, out_dir: Path, settings: Any) -> dict[str, Any]:
             "input": str(path),
             "ok": True,
             "source": vars(processed.source),
-            "variants": [write_variant(path, out_dir, variant) for variant in processed.variants],
+            "variants": [write_variant(stem, out_dir, variant) for variant in processed.variants],
             "placeholder": processed.placeholder.as_record(),
         }
     print(json.dumps(line), flush=True)
@@ -65,9 +85,9 @@ def read_bounded(path: Path, limit: int) -> bytes:
     return data
 
 
-def write_variant(source: Path, out_dir: Path, variant: Any) -> dict[str, Any]:
+def write_variant(stem: str, out_dir: Path, variant: Any) -> dict[str, Any]:
     """Write one variant as `<stem>_<name>.<ext>` and describe it."""
-    target = out_dir / f"{source.stem}_{variant.name}.{variant.extension}"
+    target = out_dir / f"{stem}_{variant.name}.{variant.extension}"
     target.write_bytes(variant.data)
     return {
         "name": variant.name,

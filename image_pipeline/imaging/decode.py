@@ -89,6 +89,8 @@ def open_checked(data: bytes, options: ImagingOptions) -> OpenedImage:
         raise ImageRejected(
             RejectionCode.TOO_LARGE, f"the image has {frames} frames; the limit is {options.max_frames}"
         )
+    if image.format == "TIFF" and frames > 1:
+        _check_every_page(image, frames, options.max_pixels)
     return OpenedImage(image, "JPEG" if image.format == "MPO" else image.format, frames)
 
 
@@ -102,6 +104,17 @@ def check_pixels(size: tuple[int, int], max_pixels: int) -> None:
             RejectionCode.TOO_LARGE,
             f"the image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}",
         )
+
+
+def _check_every_page(image: Image.Image, pages: int, max_pixels: int) -> None:
+    """A TIFF's pages have sizes of their own, read from each page's header (no pixels are decoded)."""
+    try:
+        for page in range(pages):
+            image.seek(page)
+            check_pixels(image.size, max_pixels)
+        image.seek(0)
+    except DECODER_ERRORS as error:
+        raise corrupt(error) from None
 
 
 def count_frames(image: Image.Image) -> int:

@@ -70,8 +70,8 @@ def _process_still(data: bytes, opened: OpenedImage, options: ImagingOptions) ->
     check_pixels(image.size, options.max_pixels)
     orientation = orientation_of(image)
     icc_profile = image.info.get("icc_profile")
-    image.info = {}
     image = to_resizable(image)
+    image.info = {}
 
     def render(previous: Image.Image | None, size: tuple[int, int]) -> Image.Image:
         if previous is None:
