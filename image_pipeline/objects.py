@@ -14,8 +14,9 @@ from urllib.parse import quote
 
 from image_pipeline.settings import Settings, UrlMode
 
-_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
-_GENERATION = re.compile(r"^[1-9][0-9]{0,19}$")
+# fullmatch, not match with `$`: `$` also matches before a trailing newline ("user\n" would pass).
+_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_GENERATION = re.compile(r"[1-9][0-9]{0,19}")
 _UNSAFE_STEM_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
 _MAX_STEM = 64
 
@@ -58,7 +59,7 @@ def classify(event_id: str, event_time: str | None, data: Any, settings: Setting
     if len(segments) != 3:
         return Skip("object path is not {prefix}{uid}/{characterId}/{fileName}")
     uid, character_id, file_name = segments
-    if not _ID.match(uid) or not _ID.match(character_id):
+    if not _ID.fullmatch(uid) or not _ID.fullmatch(character_id):
         return Skip("uid or characterId is not 1-128 characters of A-Z a-z 0-9 _ -")
     if file_name in ("", ".", "..") or not file_name.isprintable():
         return Skip("file name is empty, a dot segment or has control characters")
@@ -88,7 +89,7 @@ def _digits(value: Any, allow_zero: bool = False) -> int | None:
     text = str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
     if allow_zero and text == "0":
         return 0
-    return int(text) if _GENERATION.match(text) else None
+    return int(text) if _GENERATION.fullmatch(text) else None
 
 
 def _optional_text(value: Any) -> str | None:
