@@ -7,8 +7,9 @@ from image_pipeline import logs
 from image_pipeline.function import Function
 from image_pipeline.settings import Settings
 
-logs.configure()
-FUNCTION = Function(Settings.from_env())
+SETTINGS = Settings.from_env()
+logs.configure(level=SETTINGS.log_level.value)
+FUNCTION = Function(SETTINGS)
 
 
 @functions_framework.cloud_event

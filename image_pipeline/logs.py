@@ -34,10 +34,10 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
-def configure(stream=None, level: int = logging.INFO) -> None:
-    """Send the package's logs as JSON lines to `stream` (stdout by default); safe to call twice."""
+def configure(stream=None, level: str = "info") -> None:
+    """Send the package's logs at `level` and above as JSON lines to `stream` (stdout by default); safe to call twice."""
     logger = logging.getLogger("image_pipeline")
-    logger.setLevel(level)
+    logger.setLevel(level.upper())
     logger.propagate = False
     for handler in list(logger.handlers):
         logger.removeHandler(handler)

@@ -36,6 +36,15 @@ class OutputFormat(str, Enum):
         return self in (OutputFormat.WEBP, OutputFormat.PNG, OutputFormat.AVIF)
 
 
+class LogLevel(str, Enum):
+    """The lowest severity written to the log."""
+
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
 class UrlMode(str, Enum):
     """How the URL of an output is made."""
 
@@ -98,6 +107,7 @@ class Settings:
     cache_control: str = "public, max-age=31536000, immutable"
     download_url_base: str = FIREBASE_DOWNLOAD_BASE
     public_url_base: str = PUBLIC_STORAGE_BASE
+    log_level: LogLevel = LogLevel.INFO
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -128,6 +138,7 @@ class Settings:
             client_retry_s=env.number("CLIENT_RETRY_S", defaults.client_retry_s, low=0, high=30),
             download_url_base=env.url("DOWNLOAD_URL_BASE", _emulator_base(env, "/storage/v1") or FIREBASE_DOWNLOAD_BASE),
             public_url_base=env.url("PUBLIC_URL_BASE", _emulator_base(env, "") or PUBLIC_STORAGE_BASE),
+            log_level=env.choice("LOG_LEVEL", LogLevel, defaults.log_level),
         )
         settings.validate()
         return settings

@@ -23,12 +23,12 @@ def run(args: argparse.Namespace) -> int:
     from image_pipeline.errors import ConfigurationError
     from image_pipeline.settings import Settings
 
-    logs.configure(stream=sys.stderr)
     try:
         settings = Settings.from_env()
     except ConfigurationError as error:
         print(f"python -m image_pipeline process: error: {error}", file=sys.stderr)
         return 2
+    logs.configure(stream=sys.stderr, level=settings.log_level.value)
     args.out.mkdir(parents=True, exist_ok=True)
     stems = output_stems([Path(path) for path in args.inputs])
     results = [process_file(Path(path), stem, args.out, settings) for path, stem in zip(args.inputs, stems)]
