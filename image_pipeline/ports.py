@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
@@ -54,9 +54,15 @@ class ObjectStore(Protocol):
     def delete(self, bucket: str, name: str, generation: int) -> None:
         """Delete exactly this generation; nothing happens if it is already gone."""
 
+    def list_objects(self, bucket: str, prefix: str) -> Iterator[Mapping[str, Any]]:
+        """The live objects under `prefix` in name order, as object resources (the shape an event carries), streamed."""
+
 
 class CharacterStore(Protocol):
     """The character documents (Firestore). Raises TransientError for outages, timeouts and contention."""
 
     def transact(self, character_id: str, decide: Decide) -> Decision:
         """Read the document (None if missing), call `decide`, and apply its writes atomically with that read."""
+
+    def get(self, character_id: str) -> Mapping[str, Any] | None:
+        """The document as stored now (None if missing), read outside any transaction."""

@@ -63,10 +63,15 @@ class Trace:
     error: Mapping[str, str] | None = None
 
 
-def handle_upload(upload: Upload, settings: Settings, deps: Dependencies, trace: Trace) -> Outcome:
-    """Process one upload; raise to have the event redelivered, until the retry window is over."""
+def handle_upload(
+    upload: Upload, settings: Settings, deps: Dependencies, trace: Trace, reprocess: bool = False
+) -> Outcome:
+    """Process one upload; raise to have the event redelivered, until the retry window is over.
+
+    `reprocess` redoes a generation whose result is already settled (a forced backfill).
+    """
     try:
-        return _claim_and_produce(upload, settings, deps, trace)
+        return _claim_and_produce(upload, settings, deps, trace, reprocess)
     except DocumentNotYetCreated:
         raise
     except Exception as error:
@@ -97,11 +102,14 @@ def check_before_download(upload: Upload, options: ImagingOptions) -> PermanentE
     return None
 
 
-def _claim_and_produce(upload: Upload, settings: Settings, deps: Dependencies, trace: Trace) -> Outcome:
+def _claim_and_produce(
+    upload: Upload, settings: Settings, deps: Dependencies, trace: Trace, reprocess: bool
+) -> Outcome:
     """Mark the document 'finalizing' (or 'failed' for an event-level problem), then produce the result."""
     trace.stage = "claim"
     early_failure = check_before_download(upload, settings.imaging)
-    claim = deps.characters.transact(upload.character_id, partial(decide_claim, upload, early_failure))
+    decide = partial(decide_claim, upload, early_failure, reprocess=reprocess)
+    claim = deps.characters.transact(upload.character_id, decide)
     if claim.verdict is Verdict.MISSING:
         if event_age_s(upload, deps.now) < settings.max_event_age_s:
             raise DocumentNotYetCreated(f"{settings.collection}/{upload.character_id} does not exist yet")
@@ -177,9 +185,14 @@ def guard(document: Mapping[str, Any] | None, upload: Upload) -> Verdict | None:
     return Verdict.IN_PROGRESS
 
 
-def decide_claim(upload: Upload, early_failure: PermanentError | None, document: Mapping[str, Any] | None) -> Decision:
+def decide_claim(
+    upload: Upload, early_failure: PermanentError | None, document: Mapping[str, Any] | None, reprocess: bool = False
+) -> Decision:
     """Claim the document for this generation: 'finalizing', or straight to 'failed' for an event-level problem."""
     verdict = guard(document, upload)
+    if reprocess and verdict is Verdict.DONE:
+        # Claimed like a first delivery; the settle step then sees 'finalizing' for this generation.
+        verdict = None
     if verdict not in (None, Verdict.IN_PROGRESS):
         return Decision(verdict)
     if early_failure is not None:

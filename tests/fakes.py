@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -69,6 +69,13 @@ class MemoryObjects:
         if stored and stored.generation == generation:
             del self.objects[(bucket, name)]
 
+    def list_objects(self, bucket: str, prefix: str) -> Iterator[dict[str, Any]]:
+        self._check()
+        for (stored_bucket, name), stored in sorted(self.objects.items()):
+            if stored_bucket == bucket and name.startswith(prefix):
+                yield {"bucket": bucket, "name": name, "generation": str(stored.generation),
+                       "size": str(len(stored.data)), "contentType": stored.content_type}  # fmt: skip
+
     def names(self, prefix: str) -> list[str]:
         """Stored object names under `prefix`."""
         return sorted(name for _, name in self.objects if name.startswith(prefix))
@@ -94,6 +101,10 @@ class MemoryCharacters:
                 self.writes += 1
                 apply_field_paths(self.documents[character_id], decision.writes)
             return decision
+
+    def get(self, character_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            return copy.deepcopy(self.documents.get(character_id))
 
 
 def apply_field_paths(document: dict[str, Any], writes: Mapping[str, Any]) -> None:

@@ -47,6 +47,13 @@ class FirestoreCharacters:
                     raise TransientError(f"transaction on {self._collection}/{character_id}: {cause!r}") from cause
                 raise
 
+    def get(self, character_id: str) -> Mapping[str, Any] | None:
+        """`characters/{id}` as stored now, or None; one read, no transaction."""
+        reference = self._client.collection(self._collection).document(character_id)
+        with transient_on_outage(f"read {self._collection}/{character_id}"):
+            snapshot = reference.get()
+        return snapshot.to_dict() if snapshot.exists else None
+
 
 def with_server_time(value: Any) -> Any:
     """The same updates with each SERVER_TIME marker replaced by Firestore's server timestamp."""

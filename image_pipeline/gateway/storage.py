@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from typing import Any
 
 from google.api_core import exceptions as api
 from google.cloud import storage
@@ -11,6 +13,11 @@ from google.cloud.storage.retry import DEFAULT_RETRY
 from image_pipeline.errors import TransientError
 from image_pipeline.gateway.errors import transient_on_outage
 from image_pipeline.ports import TOKEN_METADATA_KEY
+
+LIST_PAGE_SIZE = 1000
+# Only what classifying an object needs; `nextPageToken` must be named or paging stops after one page.
+LIST_FIELDS = "items(bucket,name,generation,size,contentType,contentEncoding,updated,timeCreated),nextPageToken"
+
 
 class CloudStorage:
     """The ObjectStore port over a google-cloud-storage client (ADC in the cloud, STORAGE_EMULATOR_HOST locally)."""
@@ -71,6 +78,17 @@ class CloudStorage:
                 blob.delete(if_generation_match=generation, timeout=self._timeout_s, retry=self._retry)
             except (api.NotFound, api.PreconditionFailed):
                 return
+
+    def list_objects(self, bucket: str, prefix: str) -> Iterator[dict[str, Any]]:
+        """The live objects under `prefix` as their JSON resources, fetched one page at a time."""
+        # A listing runs in a batch job, not inside the function's timeout, so each page keeps the library's
+        # default retry (up to 120 s): a blip must not end a run that has listed a million objects.
+        blobs = self._client.list_blobs(
+            bucket, prefix=prefix, page_size=LIST_PAGE_SIZE, fields=LIST_FIELDS, timeout=self._timeout_s
+        )
+        with transient_on_outage(f"list gs://{bucket}/{prefix}"):
+            for blob in blobs:
+                yield dict(blob._properties)
 
 
 def connect(timeout_s: float, retry_s: float) -> CloudStorage:

@@ -1,0 +1,458 @@
+"""Backfill: run the function's use case on uploads already in the bucket, skipping what is done, sharded over tasks.
+
+Each listed object becomes the event the function would have received (its own resource, timed now) and goes
+through the same classify, guard and handle_upload on the same adapters. Nothing is kept per object, so a listing
+of millions streams through in constant memory, and a rerun skips whatever an earlier run settled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from typing import Any, TextIO, TypeVar
+
+from image_pipeline.errors import DocumentNotYetCreated, TransientError
+from image_pipeline.logs import log
+from image_pipeline.objects import Skip, Upload, classify
+from image_pipeline.ports import Verdict
+from image_pipeline.settings import Settings
+from image_pipeline.usecase import Dependencies, Outcome, Trace, guard, handle_upload
+
+LOGGER = logging.getLogger("image_pipeline.backfill")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Shard:
+    """This task's share of the objects: those whose name hashes to `index` modulo `count`."""
+
+    index: int = 0
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index < self.count:
+            raise ValueError(f"shard {self.index}/{self.count}: need 0 <= index < count")
+
+    def owns(self, name: str) -> bool:
+        """Whether the object belongs to this shard."""
+        return shard_of(name, self.count) == self.index
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+def shard_of(name: str, count: int) -> int:
+    """A shard number for an object name that every process computes alike (unlike the salted hash())."""
+    digest = hashlib.blake2b(name.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % count
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one run does: where to list, which share to take, and how."""
+
+    bucket: str
+    prefix: str
+    shard: Shard = Shard()
+    force: bool = False
+    dry_run: bool = False
+    limit: int | None = None
+    concurrency: int = 4
+    attempts: int = 4
+    backoff_s: float = 1.0
+
+
+class Action(str, Enum):
+    """What the backfill did with one listed object."""
+
+    NOT_SOURCE = "not_a_source_upload"
+    DONE = "done"
+    SUPERSEDED = "superseded"
+    NOT_OWNER = "not_owner"
+    DOCUMENT_MISSING = "document_missing"
+    BEYOND_LIMIT = "beyond_limit"
+    INTERRUPTED = "interrupted"
+    WOULD_PROCESS = "would_process"
+    PROCESSED = "processed"
+    ERROR = "error"
+
+
+_SKIP_OF_VERDICT = {
+    Verdict.DONE: Action.DONE,
+    Verdict.SUPERSEDED: Action.SUPERSEDED,
+    Verdict.NOT_OWNER: Action.NOT_OWNER,
+    Verdict.MISSING: Action.DOCUMENT_MISSING,
+}
+_LOG_LEVEL = {Action.PROCESSED: logging.INFO, Action.WOULD_PROCESS: logging.INFO, Action.ERROR: logging.ERROR}
+
+
+@dataclass(frozen=True)
+class Report:
+    """One object's result, for the tally and its log line."""
+
+    name: str
+    generation: str | None
+    action: Action
+    outcome: Outcome | None = None
+    code: str | None = None
+    detail: str | None = None
+    stage: str | None = None
+    duration_ms: float = 0.0
+
+
+@dataclass
+class Tally:
+    """Counts for the progress line and the summary; updated from the worker threads."""
+
+    listed: int = 0
+    total: int | None = None
+    actions: Counter = field(default_factory=Counter)
+    outcomes: Counter = field(default_factory=Counter)
+    failed: Counter = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def record(self, report: Report) -> None:
+        """Count one finished object."""
+        with self._lock:
+            self.actions[report.action] += 1
+            if report.outcome is not None:
+                self.outcomes[report.outcome.value] += 1
+            if report.outcome is Outcome.FAILED:
+                self.failed[report.code or "unknown"] += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        """The counts as plain numbers, read consistently."""
+        with self._lock:
+            actions = dict(self.actions)
+            return {
+                "listed": self.listed,
+                "examined": sum(actions.values()),
+                "total": self.total,
+                "skipped_done": actions.get(Action.DONE, 0),
+                "would_process": actions.get(Action.WOULD_PROCESS, 0),
+                "processed": actions.get(Action.PROCESSED, 0),
+                "complete": self.outcomes.get(Outcome.COMPLETE.value, 0),
+                "failed": dict(self.failed),
+                "errors": actions.get(Action.ERROR, 0),
+                "skipped": {action.value: count for action, count in actions.items() if action in _SKIPS},
+                "outcomes": dict(self.outcomes),
+            }
+
+
+_SKIPS = (Action.NOT_SOURCE, Action.SUPERSEDED, Action.NOT_OWNER, Action.DOCUMENT_MISSING, Action.BEYOND_LIMIT,
+          Action.INTERRUPTED)  # fmt: skip
+
+
+class Budget:
+    """How many more objects `--limit` lets the run process; unlimited when the limit is None."""
+
+    def __init__(self, limit: int | None) -> None:
+        self._left = limit
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        """Use up one object of the budget, if any is left."""
+        with self._lock:
+            if self._left is None:
+                return True
+            if self._left == 0:
+                return False
+            self._left -= 1
+            return True
+
+    @property
+    def exhausted(self) -> bool:
+        """Whether no object may be processed any more."""
+        return self._left == 0
+
+
+def owned(resources: Iterable[Mapping[str, Any]], shard: Shard) -> Iterator[Mapping[str, Any]]:
+    """The listed objects that belong to this shard."""
+    return (resource for resource in resources if shard.owns(str(resource.get("name", ""))))
+
+
+class Backfill:
+    """One run: streams the listing into a bounded thread pool and tallies what happens to each object."""
+
+    def __init__(
+        self, plan: Plan, settings: Settings, deps: Dependencies, observe: Callable[[Report, Tally], None] | None = None
+    ) -> None:
+        self.plan = plan
+        self.settings = settings
+        self.deps = deps
+        self.tally = Tally()
+        self.stop = threading.Event()
+        self._observe = observe or (lambda report, tally: None)
+        self._budget = Budget(plan.limit)
+        # Twice the workers: one object waits per worker, so the listing never runs far ahead of the work.
+        self._slots = threading.BoundedSemaphore(2 * plan.concurrency)
+        self._in_flight: set[Future] = set()
+        self._in_flight_lock = threading.Lock()
+        self._ended = threading.Event()
+
+    def run(self) -> dict[str, Any]:
+        """List, examine and process until the listing ends, the limit is reached or Ctrl-C; return the summary."""
+        started = time.monotonic()
+        log(LOGGER, logging.INFO, "backfill started", **self._plan_fields())
+        threading.Thread(target=self._count, name="backfill-count", daemon=True).start()
+        interrupted, listing_error = False, None
+        pool = ThreadPoolExecutor(self.plan.concurrency, thread_name_prefix="backfill")
+        try:
+            self._feed(pool)
+        except KeyboardInterrupt:
+            interrupted = True
+            self.stop.set()
+        except Exception as error:
+            # Page retries are exhausted (or the bucket is wrong): end with a summary; a rerun resumes.
+            listing_error = f"{type(error).__name__}: {error}"
+            log(LOGGER, logging.ERROR, "listing failed; stopping", error=listing_error)
+        interrupted = self._drain() or interrupted
+        pool.shutdown(wait=True)
+        self._ended.set()
+        summary = self._summary(time.monotonic() - started, interrupted, listing_error)
+        log(LOGGER, logging.INFO, "backfill finished", **summary)
+        return summary
+
+    def _feed(self, pool: ThreadPoolExecutor) -> None:
+        """Hand each object of this shard to the pool, waiting for a free slot first."""
+        for resource in owned(self.deps.objects.list_objects(self.plan.bucket, self.plan.prefix), self.plan.shard):
+            if self.stop.is_set() or self._budget.exhausted:
+                return
+            self._slots.acquire()
+            self.tally.listed += 1
+            future = pool.submit(self.examine, resource)
+            with self._in_flight_lock:
+                self._in_flight.add(future)
+            future.add_done_callback(self._finished)
+
+    def _finished(self, future: Future) -> None:
+        """Free the slot, count the result and tell the observer."""
+        with self._in_flight_lock:
+            self._in_flight.discard(future)
+        self._slots.release()
+        report = future.result()
+        self.tally.record(report)
+        self._observe(report, self.tally)
+
+    def _drain(self) -> bool:
+        """Wait for the objects in flight; a Ctrl-C meanwhile only stops retries and queued objects."""
+        interrupted = False
+        while True:
+            with self._in_flight_lock:
+                pending = list(self._in_flight)
+            if not pending:
+                return interrupted
+            try:
+                wait(pending)
+            except KeyboardInterrupt:
+                interrupted = True
+                self.stop.set()
+
+    def _count(self) -> None:
+        """Count this shard's objects with a second listing, so that the progress line can show an ETA."""
+        total = 0
+        try:
+            for _ in owned(self.deps.objects.list_objects(self.plan.bucket, self.plan.prefix), self.plan.shard):
+                if self._ended.is_set():
+                    return
+                total += 1
+        except Exception as error:
+            log(LOGGER, logging.INFO, "counting the objects failed; no ETA", error=f"{type(error).__name__}: {error}")
+            return
+        self.tally.total = total
+
+    def examine(self, resource: Mapping[str, Any]) -> Report:
+        """Skip, dry-run or process one listed object; never raises."""
+        started = time.perf_counter()
+        name, generation = str(resource.get("name")), _text(resource.get("generation"))
+        trace = Trace()
+        try:
+            action, outcome = self._examine(resource, trace)
+            report = Report(name, generation, action, outcome, (trace.error or {}).get("code"), stage=trace.stage)
+        except DocumentNotYetCreated:
+            report = Report(name, generation, Action.DOCUMENT_MISSING)
+        except Exception as error:
+            detail = f"{type(error).__name__}: {error}"
+            report = Report(name, generation, Action.ERROR, detail=detail, stage=trace.stage)
+        report = replace(report, duration_ms=round((time.perf_counter() - started) * 1000, 1))
+        _log_report(report)
+        return report
+
+    def _examine(self, resource: Mapping[str, Any], trace: Trace) -> tuple[Action, Outcome | None]:
+        """The action taken, and the use case's outcome when it ran."""
+        if self.stop.is_set():
+            return Action.INTERRUPTED, None
+        upload = self._event(resource)
+        if isinstance(upload, Skip):
+            return Action.NOT_SOURCE, None
+        verdict = self._retrying(upload, lambda: guard(self.deps.characters.get(upload.character_id), upload))
+        if verdict in _SKIP_OF_VERDICT and not (self.plan.force and verdict is Verdict.DONE):
+            return _SKIP_OF_VERDICT[verdict], None
+        if not self._budget.take():
+            return Action.BEYOND_LIMIT, None
+        if self.plan.dry_run:
+            return Action.WOULD_PROCESS, None
+        outcome = self._retrying(
+            upload, lambda: handle_upload(upload, self.settings, self.deps, trace, reprocess=self.plan.force)
+        )
+        return Action.PROCESSED, outcome
+
+    def _event(self, resource: Mapping[str, Any]) -> Upload | Skip:
+        """The event the function would have received for this object, timed now.
+
+        Timed now, not at the upload: the use case then raises transient errors for our retries instead of
+        recording 'retries_exhausted' for an old object, exactly as for a fresh delivery.
+        """
+        event_id = f"backfill:{resource.get('name')}#{resource.get('generation')}"
+        return classify(event_id, self.deps.now().isoformat(), resource, self.settings)
+
+    def _retrying(self, upload: Upload, call: Callable[[], T]) -> T:
+        """Call, retrying transient errors with jittered exponential backoff; a stop ends the waiting."""
+        for attempt in range(1, self.plan.attempts + 1):
+            try:
+                return call()
+            except DocumentNotYetCreated:
+                raise
+            except TransientError as error:
+                if attempt == self.plan.attempts:
+                    raise
+                delay = self.plan.backoff_s * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
+                log(LOGGER, logging.WARNING, f"retrying {upload.name}", object=upload.name, attempt=attempt,
+                    delay_s=round(delay, 2), error=str(error))  # fmt: skip
+                if self.stop.wait(delay):
+                    raise
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _plan_fields(self) -> dict[str, Any]:
+        """The plan, for log lines and the summary."""
+        plan = self.plan
+        return {"bucket": plan.bucket, "prefix": plan.prefix, "shard": str(plan.shard), "dry_run": plan.dry_run,
+                "force": plan.force, "limit": plan.limit, "concurrency": plan.concurrency}  # fmt: skip
+
+    def _summary(self, duration_s: float, interrupted: bool, listing_error: str | None) -> dict[str, Any]:
+        """The end-of-run summary: the plan, the counts, and how it ended."""
+        counts = self.tally.snapshot()
+        return {
+            **self._plan_fields(),
+            **{key: value for key, value in counts.items() if key not in ("examined", "total")},
+            "interrupted": interrupted,
+            "listing_error": listing_error,
+            "duration_s": round(duration_s, 3),
+            "rate_per_s": round(counts["examined"] / duration_s, 2) if duration_s > 0 else None,
+        }
+
+
+def _text(value: Any) -> str | None:
+    """A resource field as text, or None."""
+    return None if value is None else str(value)
+
+
+def _log_report(report: Report) -> None:
+    """One line per object: processed ones at INFO (failed at WARNING), skips at DEBUG, errors at ERROR."""
+    level = _LOG_LEVEL.get(report.action, logging.DEBUG)
+    if report.outcome is Outcome.FAILED:
+        level = logging.WARNING
+    fields = {key: value for key, value in vars(report).items() if value is not None}
+    fields["object"] = fields.pop("name")
+    log(LOGGER, level, f"{report.action.value}: {report.name}", **fields)
+
+
+def progress_status(counts: Mapping[str, Any], elapsed_s: float, limit: int | None) -> dict[str, Any]:
+    """Count, rate and ETA from a tally snapshot.
+
+    The ETA takes whichever comes first: the end of the counted listing, or the limit at the current pace.
+    """
+    examined = counts["examined"]
+    rate = examined / elapsed_s if elapsed_s > 0 else 0.0
+    taken = counts["processed"] + counts["would_process"] + counts["errors"]
+    estimates = []
+    if counts["total"] is not None and rate > 0:
+        estimates.append(max(0, counts["total"] - examined) / rate)
+    if limit is not None and taken > 0:
+        estimates.append(max(0, limit - taken) * elapsed_s / taken)
+    return {
+        "examined": examined,
+        "total": counts["total"],
+        "processed": counts["processed"] + counts["would_process"],
+        "skipped_done": counts["skipped_done"],
+        "failed": sum(counts["failed"].values()),
+        "errors": counts["errors"],
+        "rate_per_s": round(rate, 2),
+        "eta_s": round(min(estimates)) if estimates else None,
+    }
+
+
+def progress_text(status: Mapping[str, Any]) -> str:
+    """The progress line a person reads."""
+    examined, total = status["examined"], status["total"]
+    done = f"{examined:,}/{total:,} ({100 * examined / total:.1f}%)" if total else f"{examined:,}/…"
+    eta = duration_text(status["eta_s"]) if status["eta_s"] is not None else "?"
+    return (
+        f"backfill {done} · {status['processed']:,} processed · {status['skipped_done']:,} done · "
+        f"{status['failed']:,} failed · {status['errors']:,} errors · {status['rate_per_s']:.1f}/s · ETA {eta}"
+    )
+
+
+def duration_text(seconds: float) -> str:
+    """Seconds as 45s, 3m07s or 2h05m."""
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+class Progress:
+    """The progress line on stderr: redrawn in place on a terminal, a JSON log line every interval otherwise.
+
+    On a terminal it is also the log handler's stream: a log line clears the bar, which is redrawn under it.
+    """
+
+    def __init__(
+        self, stream: TextIO, interactive: bool, interval_s: float, limit: int | None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:  # fmt: skip
+        self._stream = stream
+        self._interactive = interactive
+        self._interval_s = interval_s
+        self._limit = limit
+        self._clock = clock
+        self._started = clock()
+        self._last = float("-inf")
+        self._bar = ""
+        self._lock = threading.RLock()
+
+    def update(self, tally: Tally, final: bool = False) -> None:
+        """Show the progress if the interval has passed (always when final)."""
+        now = self._clock()
+        with self._lock:
+            if not final and now - self._last < self._interval_s:
+                return
+            self._last = now
+            status = progress_status(tally.snapshot(), now - self._started, self._limit)
+            if not self._interactive:
+                log(LOGGER, logging.INFO, progress_text(status), progress=status)
+                return
+            self._bar = "" if final else progress_text(status)
+            self._stream.write(f"\r\x1b[K{progress_text(status)}" + ("\n" if final else ""))
+            self._stream.flush()
+
+    def write(self, text: str) -> int:
+        """Write a log line above the bar."""
+        with self._lock:
+            prefix = "\r\x1b[K" if self._interactive and self._bar else ""
+            self._stream.write(prefix + text + self._bar)
+            return len(text)
+
+    def flush(self) -> None:
+        """Flush the underlying stream."""
+        self._stream.flush()

@@ -1,0 +1,186 @@
+"""`backfill`: run the function on uploads already in the bucket that have no result for their generation yet."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+PROG = "python -m image_pipeline backfill"
+INTERRUPTED = 130
+MAX_CONCURRENCY = 64
+
+
+class UsageError(Exception):
+    """A bad flag or environment variable; exit 2 with the message."""
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register the `backfill` command."""
+    parser = subparsers.add_parser(
+        "backfill",
+        help="process the uploads already in a bucket that have no result yet (resumable, sharded)",
+        description="List the objects under the source prefix and run the function's own use case on each one "
+        "whose character document has no result for its current generation (every one with --force). Settings "
+        "come from the same environment variables as the function. Prints one JSON summary line on stdout; "
+        "exits 0 when everything listed is done, 1 if an object ended failed or in error, 2 on a usage error, "
+        "130 when interrupted (Ctrl-C or SIGTERM: objects in flight finish first, a rerun resumes).",
+    )
+    parser.add_argument("--bucket", help="the bucket to list (default: $BUCKET)")
+    parser.add_argument("--prefix", help="list only under this prefix, inside SOURCE_PREFIX (default: SOURCE_PREFIX)")
+    parser.add_argument("--force", action="store_true", help="reprocess objects whose result is already recorded")
+    parser.add_argument("--dry-run", action="store_true", help="print the objects it would process; write nothing")
+    parser.add_argument("--limit", type=_positive, metavar="N", help="process at most N objects (done ones don't count)")
+    parser.add_argument(
+        "--concurrency", type=_concurrency, default=4, metavar="N", help="objects processed at once (default 4)"
+    )
+    parser.add_argument(
+        "--shard",
+        type=_shard,
+        metavar="I/N",
+        help="take only objects whose name hashes to I modulo N "
+        "(default: $CLOUD_RUN_TASK_INDEX/$CLOUD_RUN_TASK_COUNT, else 0/1)",
+    )
+    parser.add_argument(
+        "--attempts", type=_positive, default=4, metavar="N", help="tries per object on transient errors (default 4)"
+    )
+    parser.add_argument(
+        "--progress-interval",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="seconds between progress log lines when stderr is not a terminal (default 10)",
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the backfill and print its summary; the exit code says whether everything listed is done."""
+    from image_pipeline import logs
+    from image_pipeline.errors import ConfigurationError
+    from image_pipeline.settings import Settings
+
+    try:
+        settings = Settings.from_env()
+        plan = make_plan(args, settings, os.environ)
+    except (ConfigurationError, UsageError) as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 2
+    logs.configure(stream=sys.stderr, level=settings.log_level.value)
+
+    from image_pipeline.backfill import Backfill, Progress
+    from image_pipeline.function import connect_dependencies
+
+    interactive = sys.stderr.isatty()
+    progress = Progress(sys.stderr, interactive, 0.2 if interactive else args.progress_interval, plan.limit)
+    if interactive:
+        logs.configure(stream=progress, level=settings.log_level.value)
+    printing = threading.Lock()
+
+    def observe(report: Any, tally: Any) -> None:
+        if report.action.value == "would_process":
+            with printing:
+                print(json.dumps({"would_process": report.name, "generation": report.generation}), flush=True)
+        progress.update(tally)
+
+    backfill = Backfill(plan, settings, connect_dependencies(settings), observe)
+    with sigterm_as_interrupt():
+        summary = backfill.run()
+    progress.update(backfill.tally, final=True)
+    with printing:
+        print(json.dumps(summary), flush=True)
+    return exit_code(summary)
+
+
+def make_plan(args: argparse.Namespace, settings: Any, environ: Mapping[str, str]) -> Any:
+    """The run's plan from the flags, the environment and the settings."""
+    from image_pipeline.backfill import Plan
+
+    bucket = args.bucket or environ.get("BUCKET", "").strip()
+    if not bucket:
+        raise UsageError("no bucket: pass --bucket or set BUCKET")
+    prefix = args.prefix if args.prefix is not None else settings.source_prefix
+    if not prefix.startswith(settings.source_prefix):
+        raise UsageError(f"--prefix {prefix!r} is not inside SOURCE_PREFIX {settings.source_prefix!r}")
+    return Plan(
+        bucket=bucket,
+        prefix=prefix,
+        shard=args.shard or shard_from_env(environ),
+        force=args.force,
+        dry_run=args.dry_run,
+        limit=args.limit,
+        concurrency=args.concurrency,
+        attempts=args.attempts,
+    )
+
+
+def shard_from_env(environ: Mapping[str, str]) -> Any:
+    """This Cloud Run task's shard (CLOUD_RUN_TASK_INDEX of CLOUD_RUN_TASK_COUNT), or the whole listing."""
+    from image_pipeline.backfill import Shard
+
+    index, count = environ.get("CLOUD_RUN_TASK_INDEX"), environ.get("CLOUD_RUN_TASK_COUNT")
+    if index is None and count is None:
+        return Shard()
+    try:
+        return _shard(f"{index}/{count}")
+    except argparse.ArgumentTypeError as error:
+        raise UsageError(f"CLOUD_RUN_TASK_INDEX/CLOUD_RUN_TASK_COUNT: {error}") from None
+
+
+def exit_code(summary: Mapping[str, Any]) -> int:
+    """130 when interrupted; 1 if any object ended failed or in error, or the listing broke; else 0."""
+    if summary["interrupted"]:
+        return INTERRUPTED
+    if summary["failed"] or summary["errors"] or summary["listing_error"]:
+        return 1
+    return 0
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM (Cloud Run stopping a task) like Ctrl-C, so the run ends with a summary."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _positive(text: str) -> int:
+    """A whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _concurrency(text: str) -> int:
+    """1 to MAX_CONCURRENCY."""
+    value = _positive(text)
+    if value > MAX_CONCURRENCY:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_CONCURRENCY}, got {value}")
+    return value
+
+
+def _shard(text: str) -> Any:
+    """`I/N` with 0 <= I < N."""
+    from image_pipeline.backfill import Shard
+
+    index, _, count = text.partition("/")
+    try:
+        return Shard(int(index), int(count))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a shard is I/N with 0 <= I < N, got {text!r}") from None
