@@ -19,6 +19,7 @@ _ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _GENERATION = re.compile(r"[1-9][0-9]{0,19}")
 _UNSAFE_STEM_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
 _MAX_STEM = 64
+_INT64_MAX = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,9 @@ def _digits(value: Any, allow_zero: bool = False) -> int | None:
     text = str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
     if allow_zero and text == "0":
         return 0
-    return int(text) if _GENERATION.fullmatch(text) else None
+    number = int(text) if _GENERATION.fullmatch(text) else None
+    # Generation and size are int64 in Cloud Storage; a larger value is forged, and Firestore would refuse to store it.
+    return number if number is not None and number <= _INT64_MAX else None
 
 
 def _optional_text(value: Any) -> str | None:
