@@ -219,11 +219,17 @@ def duplicate_region(data: bytearray, rng: random.Random, _: list[bytes]) -> str
 def huge_dimensions(data: bytearray, rng: random.Random, _: list[bytes]) -> str:
     """Patch the declared width/height in the format's header (IHDR, SOF, GIF screen, BMP, TIFF, VP8X, ispe)."""
     width, height = rng.choice(HUGE_VALUES), rng.choice(HUGE_VALUES)
+    label = patch_dimensions(data, width, height, rng)
+    return f"{label}={width}x{height}" if label else flip_bytes(data, rng, [])
+
+
+def patch_dimensions(data: bytearray, width: int, height: int, rng: random.Random) -> str:
+    """Write `width` x `height` into the header of whichever format `data` is; the patched field's name, or ''."""
     for patch in (_png_dims, _jpeg_dims, _gif_dims, _bmp_dims, _tiff_dims, _webp_dims, _isobmff_dims):
         label = patch(data, width, height, rng)
         if label:
-            return f"{label}={width}x{height}"
-    return flip_bytes(data, rng, [])
+            return label
+    return ""
 
 
 def _png_dims(data: bytearray, width: int, height: int, rng: random.Random) -> str:
@@ -238,11 +244,13 @@ def _png_dims(data: bytearray, width: int, height: int, rng: random.Random) -> s
 def _jpeg_dims(data: bytearray, width: int, height: int, rng: random.Random) -> str:
     if not data.startswith(b"\xff\xd8"):
         return ""
-    for marker in (b"\xff\xc0", b"\xff\xc2", b"\xff\xc1"):
-        at = data.find(marker)
-        if at > 0 and at + 9 <= len(data):
+    at = 2  # walk the marker segments: the bytes FF C0 can also occur inside tables and EXIF
+    while at + 9 <= len(data) and data[at] == 0xFF:
+        marker, length = data[at + 1], struct.unpack_from(">H", data, at + 2)[0]
+        if marker in (0xC0, 0xC1, 0xC2):
             struct.pack_into(">HH", data, at + 5, height & 0xFFFF, width & 0xFFFF)
             return "jpeg-sof"
+        at += 2 + length
     return ""
 
 
@@ -284,10 +292,11 @@ def _tiff_dims(data: bytearray, width: int, height: int, rng: random.Random) -> 
         tag, kind = struct.unpack_from(order + "HH", data, entry)
         value = {256: width, 257: height, 278: height}.get(tag)
         if value is not None:
-            if kind == 3:
-                struct.pack_into(order + "HH", data, entry + 2, 3, value & 0xFFFF)
+            # An IFD entry is tag, type, count, then the value (left-justified in 4 bytes).
+            if kind == 3 and value <= 0xFFFF:
+                struct.pack_into(order + "HIHH", data, entry + 2, 3, 1, value, 0)
             else:
-                struct.pack_into(order + "HI", data, entry + 2, 4, value & 0xFFFFFFFF)
+                struct.pack_into(order + "HII", data, entry + 2, 4, 1, value & 0xFFFFFFFF)
             patched = True
     return "tiff-ifd" if patched else ""
 
