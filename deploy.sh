@@ -45,12 +45,12 @@ Options (each has an environment variable; flags win):
   --trigger-sa NAME|EMAIL   TRIGGER_SA, default image-pipeline-trigger (created in PROJECT if missing)
   --memory SIZE             MEMORY, default 1Gi      (see the sizing notes in this script)
   --cpu N                   CPU, default 1
-  --concurrency N           CONCURRENCY, default 2  (requests per instance; >1 needs CPU >= 1)
+  --concurrency N           CONCURRENCY, default 1  (requests per instance; >1 needs CPU >= 1 and ~500 MiB each)
   --timeout DURATION        TIMEOUT, default 60s
   --max-instances N         MAX_INSTANCES, default 10 (the cost ceiling: MAX_INSTANCES x CONCURRENCY images)
   --min-instances N         MIN_INSTANCES, default 0
   --build-service-account SA  BUILD_SERVICE_ACCOUNT, optional: Cloud Build identity (email or full name)
-  --allow-undersized        ALLOW_UNDERSIZED=1: deploy even if MEMORY < 120 MiB + CONCURRENCY x 250 MiB
+  --allow-undersized        ALLOW_UNDERSIZED=1: deploy even if MEMORY < 120 MiB + CONCURRENCY x 500 MiB
   --skip-apis               SKIP_APIS=1: do not run 'gcloud services enable'
   --dry-run                 DRY_RUN=1: print the commands, run nothing
   -h, --help                this help
@@ -71,7 +71,8 @@ backfill-job options:
 Function settings, written to an --env-vars-file (only those set are passed, plus the defaults shown):
   VARIANTS OUTPUT_FORMAT QUALITY MAX_INPUT_BYTES MAX_PIXELS MAX_FRAMES KEEP_ANIMATION ENCODE_THREADS
   SOURCE_PREFIX (raw-uploads/) OUTPUT_PREFIX (showcase-images/) FIRESTORE_COLLECTION (characters)
-  URL_MODE DELETE_ORIGINAL MAX_EVENT_AGE_S RETRY_WINDOW_S CLIENT_TIMEOUT_S LOG_LEVEL (INFO)
+  URL_MODE DELETE_ORIGINAL MAX_EVENT_AGE_S RETRY_WINDOW_S CLIENT_TIMEOUT_S CLIENT_RETRY_S
+  DOWNLOAD_URL_BASE PUBLIC_URL_BASE LOG_LEVEL (INFO)
 
 Examples:
   PROJECT_ID=my-app BUCKET=my-app.firebasestorage.app ./deploy.sh
@@ -101,17 +102,15 @@ BUCKET_LOCATION=${BUCKET_LOCATION:-}
 FUNCTION_NAME=${FUNCTION_NAME:-image-pipeline}
 RUNTIME_SA=${RUNTIME_SA:-image-pipeline-runtime}
 TRIGGER_SA=${TRIGGER_SA:-image-pipeline-trigger}
-# Sizing, for the 100-megapixel worst case the settings allow (MAX_PIXELS defaults to 100_000_000):
-# the imaging core targets <= 150 MiB peak RSS for one 100 MP JPEG (it decodes with draft/reduce and
-# streams the variants); we budget 250 MiB of headroom per concurrent image for allocator fragmentation,
-# the downloaded bytes (up to MAX_INPUT_BYTES = 50 MiB) and the encoded outputs, plus ~120 MiB for the
-# interpreter, functions-framework and the Google clients. So MEMORY >= 120 MiB + CONCURRENCY x 250 MiB:
-# 620 MiB for the default CONCURRENCY=2, which 1Gi covers with room to spare. Concurrency > 1 requires
-# at least 1 CPU on Cloud Functions 2nd gen; one CPU shared by two images keeps an instance busy while the
-# other image waits on Storage/Firestore I/O. Raise CONCURRENCY only together with MEMORY (and CPU).
+# Sizing, for the 100-megapixel worst case the settings allow (MAX_PIXELS defaults to 100_000_000),
+# measured with benchmarks/bench_core.py: a 100 MP JPEG peaks at ~125 MiB for the whole process (it is
+# decoded at a reduced DCT scale), but a 100 MP PNG or TIFF must be decoded in full and peaks at ~590 MiB.
+# So we budget 500 MiB per concurrent image plus ~120 MiB for the interpreter, functions-framework and
+# the Google clients: MEMORY >= 120 MiB + CONCURRENCY x 500 MiB, 620 MiB for the default CONCURRENCY=1,
+# which 1Gi covers. Concurrency 2 wants 2Gi (and concurrency > 1 needs at least 1 CPU on 2nd gen).
 MEMORY=${MEMORY:-1Gi}
 CPU=${CPU:-1}
-CONCURRENCY=${CONCURRENCY:-2}
+CONCURRENCY=${CONCURRENCY:-1}
 # 60 s: an attempt must end well inside it (the clients' own retries are bounded by CLIENT_TIMEOUT_S);
 # anything longer is better handled by raising and letting Eventarc redeliver with backoff.
 TIMEOUT=${TIMEOUT:-60s}
@@ -141,7 +140,7 @@ fi
 SETTING_NAMES=(
   VARIANTS OUTPUT_FORMAT QUALITY MAX_INPUT_BYTES MAX_PIXELS MAX_FRAMES KEEP_ANIMATION ENCODE_THREADS
   SOURCE_PREFIX OUTPUT_PREFIX FIRESTORE_COLLECTION URL_MODE DELETE_ORIGINAL
-  MAX_EVENT_AGE_S RETRY_WINDOW_S CLIENT_TIMEOUT_S LOG_LEVEL
+  MAX_EVENT_AGE_S RETRY_WINDOW_S CLIENT_TIMEOUT_S CLIENT_RETRY_S DOWNLOAD_URL_BASE PUBLIC_URL_BASE LOG_LEVEL
 )
 # Defaults written explicitly so the deployed configuration shows the contract with the app.
 declare -A SETTING_DEFAULTS=(
@@ -474,13 +473,13 @@ validate_function_config() {
   if ((CONCURRENCY > 1 && milli < 1000)); then
     usage_error "CONCURRENCY $CONCURRENCY needs CPU >= 1 (Cloud Functions 2nd gen), got CPU $CPU"
   fi
-  needed=$((120 + CONCURRENCY * 250))
+  needed=$((120 + CONCURRENCY * 500))
   if ((mib < needed)); then
     if is_true "$ALLOW_UNDERSIZED"; then
       note "warning: MEMORY $MEMORY ($mib MiB) is below the $needed MiB that CONCURRENCY $CONCURRENCY needs for 100 MP images"
     else
       usage_error "MEMORY $MEMORY ($mib MiB) is too small for CONCURRENCY $CONCURRENCY: 100-megapixel images need \
-about 120 MiB + $CONCURRENCY x 250 MiB = $needed MiB; raise MEMORY, lower CONCURRENCY, or pass --allow-undersized \
+about 120 MiB + $CONCURRENCY x 500 MiB = $needed MiB; raise MEMORY, lower CONCURRENCY, or pass --allow-undersized \
 (e.g. with a lower MAX_PIXELS)"
     fi
   fi

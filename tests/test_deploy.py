@@ -145,8 +145,8 @@ def test_usage_errors_are_clear_and_fail(tmp_path, args, env, message):
     ("extra", "env", "message"),
     [
         (["--concurrency", "4"], {}, "too small for CONCURRENCY 4"),
-        (["--memory", "512Mi"], {}, "too small for CONCURRENCY 2"),
-        (["--cpu", ".5", "--memory", "2Gi"], {}, "needs CPU >= 1"),
+        (["--memory", "512Mi"], {}, "too small for CONCURRENCY 1"),
+        (["--cpu", ".5", "--memory", "2Gi", "--concurrency", "2"], {}, "needs CPU >= 1"),
         (["--memory", "lots"], {}, "MEMORY 'lots' is not a size"),
         (["--timeout", "2h"], {}, "TIMEOUT must be between"),
         (["--max-instances", "0"], {}, "MAX_INSTANCES must be at least 1"),
@@ -220,11 +220,11 @@ def test_function_identities(function_deploy):
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        ([], {"--memory": "1Gi", "--cpu": "1", "--concurrency": "2", "--timeout": "60s", "--max-instances": "10"}),
-        (["--memory", "2Gi", "--concurrency", "4", "--cpu", "2", "--max-instances", "3", "--timeout", "120s"],
-         {"--memory": "2Gi", "--concurrency": "4", "--cpu": "2", "--max-instances": "3", "--timeout": "120s"}),
-        (["--memory=4Gi", "--concurrency=8", "--min-instances=1"],
-         {"--memory": "4Gi", "--concurrency": "8", "--min-instances": "1"}),
+        ([], {"--memory": "1Gi", "--cpu": "1", "--concurrency": "1", "--timeout": "60s", "--max-instances": "10"}),
+        (["--memory", "3Gi", "--concurrency", "4", "--cpu", "2", "--max-instances", "3", "--timeout", "120s"],
+         {"--memory": "3Gi", "--concurrency": "4", "--cpu": "2", "--max-instances": "3", "--timeout": "120s"}),
+        (["--memory=8Gi", "--cpu=2", "--concurrency=8", "--min-instances=1"],
+         {"--memory": "8Gi", "--concurrency": "8", "--min-instances": "1"}),
     ],
 )
 def test_sizing_from_flags(tmp_path, args, expected):
@@ -398,10 +398,10 @@ def test_env_vars_file_with_every_setting_and_nothing_else(tmp_path):
 
 
 def test_env_vars_file_quotes_values(tmp_path):
-    result = dry(tmp_path, env={"LOG_LEVEL": "it's: # tricky"})
+    result = dry(tmp_path, env={"PUBLIC_URL_BASE": "https://cdn.example.com/it's:tricky"})
     assert result.returncode == 0, result.stderr
-    assert "#   LOG_LEVEL: 'it''s: # tricky'" in result.stdout
-    assert env_file(result.stdout)["LOG_LEVEL"] == "it's: # tricky"
+    assert "#   PUBLIC_URL_BASE: 'https://cdn.example.com/it''s:tricky'" in result.stdout
+    assert env_file(result.stdout)["PUBLIC_URL_BASE"] == "https://cdn.example.com/it's:tricky"
 
 
 # --- bucket location vs region --------------------------------------------------------------------------------
