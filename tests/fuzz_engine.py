@@ -16,6 +16,7 @@ import signal
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 import zlib
 from collections import Counter
@@ -421,7 +422,8 @@ class Supervisor:
     def _died(self, case: Case, seconds: float) -> Result:
         assert self._process is not None
         code = self._process.wait(timeout=10)
-        stderr = self._process.stderr.read().decode(errors="replace") if self._process.stderr else ""
+        self._stderr.seek(0)
+        stderr = self._stderr.read()[-4000:].decode(errors="replace")
         self._process = None
         name = signal.Signals(-code).name if code < 0 else f"exit{code}"
         return Result(case, f"crash:{name}", seconds, 0, stderr[-2000:])
@@ -429,9 +431,12 @@ class Supervisor:
     def _worker(self) -> subprocess.Popen:
         if self._process is None or self._process.poll() is not None:
             env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONFAULTHANDLER": "1"}
+            # stderr to a file, not a pipe: libtiff can print thousands of warning lines for one case, and an unread
+            # pipe would fill up and block the worker (which then looks like a hang).
+            self._stderr = tempfile.TemporaryFile()
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "tests.fuzz_engine", "worker"], cwd=REPO, env=env,
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
             )  # fmt: skip
         return self._process
 
