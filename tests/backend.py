@@ -1,17 +1,14 @@
-"""Helpers for the end-to-end tests: Eventarc-style deliveries, the real Storage and Firestore state, a fault proxy, test images."""
+"""Helpers for the end-to-end tests: Eventarc-style deliveries, the real Storage and Firestore state, test images (the fault proxy is in faultproxy.py)."""
 
 from __future__ import annotations
 
-import http.client
 import io
 import json
 import struct
-import threading
 import uuid
 import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +18,9 @@ from PIL import Image, ImageDraw
 
 from image_pipeline import emulators
 from image_pipeline.ports import TOKEN_METADATA_KEY
+from tests.faultproxy import FaultProxy  # noqa: F401  (the storage_proxy fixture builds it from here)
 
 BUCKET = "demo-image-pipeline.appspot.com"
-HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 
 
 def photo(width: int = 1600, height: int = 1200, fmt: str = "JPEG") -> bytes:
@@ -116,59 +113,3 @@ class Backend:
 def token_of(blob: storage.Blob) -> str:
     """The Firebase download token stored on an object."""
     return (blob.metadata or {})[TOKEN_METADATA_KEY]
-
-
-class FaultProxy:
-    """An HTTP proxy in front of fake-gcs-server that answers 503 to everything while `failing` is set."""
-
-    def __init__(self, upstream_port: int) -> None:
-        self.failing = threading.Event()
-        self.refused = 0
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_any(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else None
-                if proxy.failing.is_set():
-                    proxy.refused += 1
-                    self.send_response(503)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                upstream = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=30)
-                headers = {key: value for key, value in self.headers.items() if key.lower() not in HOP_BY_HOP}
-                upstream.request(self.command, self.path, body=body, headers=headers)
-                response = upstream.getresponse()
-                payload = response.read()
-                self.send_response(response.status)
-                for key, value in response.getheaders():
-                    if key.lower() not in HOP_BY_HOP:
-                        self.send_header(key, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-                upstream.close()
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_any
-
-            def log_message(self, *args: Any) -> None:
-                """Quiet: the test output is for assertions."""
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        """Where clients should send Storage requests."""
-        return f"http://127.0.0.1:{self.port}"
-
-    def close(self) -> None:
-        """Stop serving."""
-        self._server.shutdown()
-        self._server.server_close()

@@ -57,7 +57,7 @@ def backend(stack: emulators.LocalStack, function_server: emulators.Service, sto
     from google.cloud import firestore, storage
 
     module = _backend_module()
-    storage_proxy.failing.clear()
+    storage_proxy.reset()
     emulators.wipe_firestore(stack.firestore.host_port, stack.project)
     helper = module.Backend(
         function_server.url, function_server.log_path, stack.storage.url, storage.Client(), firestore.Client()
