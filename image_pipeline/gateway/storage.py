@@ -8,6 +8,7 @@ from typing import Any
 
 from google.api_core import exceptions as api
 from google.cloud import storage
+from google.cloud.storage.exceptions import DataCorruption
 from google.cloud.storage.retry import DEFAULT_RETRY
 
 from image_pipeline.errors import TransientError
@@ -36,6 +37,9 @@ class CloudStorage:
                 return blob.download_as_bytes(timeout=self._timeout_s, retry=self._retry)
             except (api.NotFound, api.PreconditionFailed):
                 return None
+            except DataCorruption as error:
+                # The bytes did not match the object's checksum: damaged in transit, so a later attempt can succeed.
+                raise TransientError(f"download gs://{bucket}/{name}#{generation}: checksum mismatch") from error
 
     def create(self, bucket: str, name: str, data: bytes, content_type: str, cache_control: str) -> str:
         """Write the object only if absent, with a fresh token; if it exists, return its token instead."""
