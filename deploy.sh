@@ -69,7 +69,7 @@ backfill-job options:
   --wait                    WAIT=1: wait for the execution to finish
 
 Function settings, written to an --env-vars-file (only those set are passed, plus the defaults shown):
-  VARIANTS OUTPUT_FORMAT QUALITY MAX_INPUT_BYTES MAX_PIXELS MAX_FRAMES KEEP_ANIMATION ENCODE_THREADS
+  VARIANTS OUTPUT_FORMAT QUALITY MAX_INPUT_BYTES MAX_PIXELS MAX_FRAMES MAX_DECODE_MIB KEEP_ANIMATION ENCODE_THREADS
   SOURCE_PREFIX (raw-uploads/) OUTPUT_PREFIX (showcase-images/) FIRESTORE_COLLECTION (characters)
   URL_MODE DELETE_ORIGINAL MAX_EVENT_AGE_S RETRY_WINDOW_S CLIENT_TIMEOUT_S CLIENT_RETRY_S
   DOWNLOAD_URL_BASE PUBLIC_URL_BASE LOG_LEVEL (INFO)
@@ -102,12 +102,12 @@ BUCKET_LOCATION=${BUCKET_LOCATION:-}
 FUNCTION_NAME=${FUNCTION_NAME:-image-pipeline}
 RUNTIME_SA=${RUNTIME_SA:-image-pipeline-runtime}
 TRIGGER_SA=${TRIGGER_SA:-image-pipeline-trigger}
-# Sizing, for the 100-megapixel worst case the settings allow (MAX_PIXELS defaults to 100_000_000),
-# measured with benchmarks/bench_core.py: a 100 MP JPEG peaks at ~125 MiB for the whole process (it is
-# decoded at a reduced DCT scale), but a 100 MP PNG or TIFF must be decoded in full and peaks at ~590 MiB.
-# So we budget 500 MiB per concurrent image plus ~120 MiB for the interpreter, functions-framework and
-# the Google clients: MEMORY >= 120 MiB + CONCURRENCY x 500 MiB, 620 MiB for the default CONCURRENCY=1,
-# which 1Gi covers. Concurrency 2 wants 2Gi (and concurrency > 1 needs at least 1 CPU on 2nd gen).
+# Sizing, measured with benchmarks/bench_core.py (whole-process peak RSS): a 100 MP JPEG peaks at ~125 MiB
+# (it is decoded at a reduced DCT scale); formats that must be decoded in full cost 6-18 bytes per pixel
+# (a 100 MP WebP would need ~1.6 GiB), so the core refuses any image whose estimated decode exceeds
+# MAX_DECODE_MIB (default 512) as too_large. We therefore budget 500 MiB per concurrent image plus ~120 MiB
+# for the interpreter, functions-framework and the Google clients: MEMORY >= 120 MiB + CONCURRENCY x 500 MiB,
+# 620 MiB for the default CONCURRENCY=1, which 1Gi covers. Concurrency 2 wants 2Gi (and >= 1 CPU on 2nd gen).
 MEMORY=${MEMORY:-1Gi}
 CPU=${CPU:-1}
 CONCURRENCY=${CONCURRENCY:-1}

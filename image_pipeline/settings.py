@@ -77,6 +77,7 @@ class ImagingOptions:
     max_input_bytes: int = 50 * 1024 * 1024
     max_pixels: int = 100_000_000
     max_frames: int = 300
+    max_decode_mib: int = 512
     keep_animation: bool = False
     encode_threads: int = 0
 
@@ -122,6 +123,7 @@ class Settings:
             max_input_bytes=env.integer("MAX_INPUT_BYTES", defaults_imaging.max_input_bytes, low=1),
             max_pixels=env.integer("MAX_PIXELS", defaults_imaging.max_pixels, low=1),
             max_frames=env.integer("MAX_FRAMES", defaults_imaging.max_frames, low=1),
+            max_decode_mib=env.integer("MAX_DECODE_MIB", defaults_imaging.max_decode_mib, low=16),
             keep_animation=env.boolean("KEEP_ANIMATION", defaults_imaging.keep_animation),
             encode_threads=env.integer("ENCODE_THREADS", defaults_imaging.encode_threads, low=0, high=64),
         )
