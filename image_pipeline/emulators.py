@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import quote
 
 LOCALHOST = "127.0.0.1"
 DEFAULT_PROJECT = "demo-image-pipeline"
@@ -226,7 +227,8 @@ def deliver_finalized(function_url: str, resource: Mapping[str, object], event_i
         "ce-source": f"//storage.googleapis.com/projects/_/buckets/{resource['bucket']}",
         "ce-type": "google.cloud.storage.object.v1.finalized",
         "ce-specversion": "1.0",
-        "ce-subject": f"objects/{resource['name']}",
+        # HTTP headers are Latin-1: a name in any other script is sent percent-encoded.
+        "ce-subject": f"objects/{quote(resource['name'], safe='/')}",
         "ce-time": event_time.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "Content-Type": "application/json",
     }
