@@ -243,9 +243,9 @@ def test_random_storage_faults_never_record_a_partial_result(world: World, seed:
     source = world.backend.upload(SOURCE, photo(800, 600))
     history = world.history()
     rules = [
-        world.proxy.inject(ANY, Fault.STATUS, status=503, fraction=0.3, seed=seed),
-        world.proxy.inject(ANY, Fault.RESET, fraction=0.3, seed=seed + 100),
-        world.proxy.inject(DOWNLOAD, Fault.CUT, fraction=0.3, seed=seed + 200),
+        world.proxy.inject(ANY, Fault.STATUS, status=503, fraction=0.2, seed=seed),
+        world.proxy.inject(ANY, Fault.RESET, fraction=0.2, seed=seed + 100),
+        world.proxy.inject(DOWNLOAD, Fault.CUT, fraction=0.2, seed=seed + 200),
     ]
 
     statuses = world.redeliver_until_done(source, uuid.uuid4().hex)
