@@ -372,7 +372,7 @@ def test_cli_force_on_emulators_rerecords_and_reuses_the_variants(seeded, capsys
     outputs = {name: blob.generation for name, blob in backend.objects("showcase-images/").items()}
     recorded = backend.document("char-1")["visuals"]["showcase"]["updatedAt"]
 
-    code, summary, _ = cli(capsys, "--prefix", "raw-uploads/user-1/", "--force", "--limit", "1")
+    code, summary, _ = cli(capsys, "--prefix", "raw-uploads/user-1/char-1/", "--force", "--limit", "1")
 
     assert (code, summary["processed"], summary["complete"]) == (0, 1, 1)
     assert {name: blob.generation for name, blob in backend.objects("showcase-images/").items()} == outputs
