@@ -227,3 +227,12 @@ def test_bad_setting_is_a_clear_usage_error(tmp_path, variable, value):
     assert done.stdout == ""
     assert variable in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_an_unusable_out_folder_is_a_usage_error(tmp_path):
+    """--out naming an existing file: exit 2 with a message, nothing on stdout."""
+    (tmp_path / "taken").write_text("a file, not a folder")
+    (tmp_path / "in.png").write_bytes(encode(solid(RED, (8, 8)), "PNG"))
+    completed = cli("process", "in.png", "--out", "taken", cwd=tmp_path)
+    assert (completed.returncode, completed.stdout) == (2, "")
+    assert "--out" in completed.stderr

@@ -29,7 +29,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"python -m image_pipeline process: error: {error}", file=sys.stderr)
         return 2
     logs.configure(stream=sys.stderr, level=settings.log_level.value)
-    args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        print(f"python -m image_pipeline process: error: cannot use --out {args.out}: {error.strerror}", file=sys.stderr)
+        return 2
     stems = output_stems([Path(path) for path in args.inputs])
     results = [process_file(Path(path), stem, args.out, settings) for path, stem in zip(args.inputs, stems)]
     return 0 if all(result["ok"] for result in results) else 1
