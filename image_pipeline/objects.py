@@ -101,12 +101,14 @@ def _optional_text(value: Any) -> str | None:
 
 
 def _event_time(event_time: str | None, data: Mapping[str, Any]) -> datetime:
-    """When the event happened: the CloudEvent `time`, else the object's times; aware UTC."""
+    """When the event happened: the CloudEvent `time`, else the object's times; aware UTC, never in the future."""
+    now = datetime.now(timezone.utc)
     for candidate in (event_time, data.get("updated"), data.get("timeCreated")):
         parsed = parse_timestamp(candidate)
         if parsed is not None:
-            return parsed
-    return datetime.now(timezone.utc)
+            # A time ahead of our clock would keep the event "young" and its retry bounds from ever applying.
+            return min(parsed, now)
+    return now
 
 
 def parse_timestamp(value: Any) -> datetime | None:

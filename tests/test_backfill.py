@@ -34,7 +34,7 @@ from image_pipeline.usecase import Dependencies
 from tests.fakes import NOT_AN_IMAGE, MemoryCharacters, MemoryObjects, fake_process
 
 BUCKET = "app.appspot.com"
-NOW = datetime(2030, 1, 1, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2025, 1, 1, 12, 0, tzinfo=timezone.utc)
 SETTINGS = Settings()
 REPO = Path(__file__).resolve().parent.parent
 

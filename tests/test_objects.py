@@ -48,11 +48,11 @@ def test_everything_but_a_well_formed_source_upload_is_skipped(data: object) -> 
 def test_a_source_upload_is_parsed_from_the_event() -> None:
     data = resource("raw-uploads/user_1/Char-9/My Photo.JPG", contentEncoding="gzip")
 
-    upload = classify("event-7", "2030-01-01T00:00:05.250Z", data, SETTINGS)
+    upload = classify("event-7", "2025-01-01T00:00:05.250Z", data, SETTINGS)
 
     assert upload == Upload(
         event_id="event-7",
-        event_time=datetime(2030, 1, 1, 0, 0, 5, 250000, tzinfo=timezone.utc),
+        event_time=datetime(2025, 1, 1, 0, 0, 5, 250000, tzinfo=timezone.utc),
         bucket="b",
         name="raw-uploads/user_1/Char-9/My Photo.JPG",
         generation=1700000000000001,
@@ -68,15 +68,23 @@ def test_a_source_upload_is_parsed_from_the_event() -> None:
 @pytest.mark.parametrize(
     ("event_time", "data", "expected"),
     [
-        pytest.param("2030-01-01T00:00:00Z", {}, datetime(2030, 1, 1, tzinfo=timezone.utc), id="ce-time"),
-        pytest.param(None, {"timeCreated": "2029-05-05T05:05:05Z"}, datetime(2029, 5, 5, 5, 5, 5, tzinfo=timezone.utc), id="time-created"),
-        pytest.param("garbage", {"updated": "2029-01-01T00:00:00Z"}, datetime(2029, 1, 1, tzinfo=timezone.utc), id="updated"),
+        pytest.param("2025-01-01T00:00:00Z", {}, datetime(2025, 1, 1, tzinfo=timezone.utc), id="ce-time"),
+        pytest.param(None, {"timeCreated": "2024-05-05T05:05:05Z"}, datetime(2024, 5, 5, 5, 5, 5, tzinfo=timezone.utc), id="time-created"),
+        pytest.param("garbage", {"updated": "2024-01-01T00:00:00Z"}, datetime(2024, 1, 1, tzinfo=timezone.utc), id="updated"),
     ],
 )
 def test_event_time_comes_from_the_event_then_the_object(event_time, data, expected) -> None:
     upload = classify("e", event_time, {**resource("raw-uploads/u/c/x.png"), **data}, SETTINGS)
 
     assert upload.event_time == expected
+
+
+@pytest.mark.parametrize("future", ["2999-01-01T00:00:00Z", "9999-12-31T23:59:59Z"])
+def test_an_event_time_in_the_future_counts_as_now(future) -> None:
+    before = datetime.now(timezone.utc)
+    upload = classify("e", future, resource("raw-uploads/u/c/x.png"), SETTINGS)
+
+    assert before <= upload.event_time <= datetime.now(timezone.utc)
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from image_pipeline.usecase import Dependencies, Outcome, Trace, handle_upload
 from tests.fakes import COMMIT_TIME, NOT_AN_IMAGE, MemoryCharacters, MemoryObjects, fake_process
 
 BUCKET = "app.appspot.com"
-NOW = datetime(2030, 1, 1, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2025, 1, 1, 12, 0, tzinfo=timezone.utc)
 SOURCE = "raw-uploads/user-1/char-1/portrait.jpg"
 SETTINGS = Settings()
 
