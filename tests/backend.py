@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import random
 import struct
+import time
 import uuid
 import zlib
 from dataclasses import dataclass
@@ -89,6 +91,20 @@ class Backend:
         """POST a binary-mode CloudEvent exactly as Eventarc does; return the HTTP status."""
         event_time = datetime.now(timezone.utc) - age
         return emulators.deliver_finalized(self.function_url, resource, event_id or uuid.uuid4().hex, event_time)
+
+    def deliver_as_eventarc(self, resource: dict[str, Any], event_id: str, attempts: int = 4) -> int:
+        """Deliver, and redeliver after a 5xx with jittered backoff as Eventarc does; the last status.
+
+        The Firestore emulator locks pessimistically and aborts transactions racing on one document only after a
+        10 s lock timeout (Firestore aborts one at once); jitter keeps the retries from racing in lockstep again.
+        """
+        jitter = random.Random(event_id)
+        for attempt in range(attempts):
+            status = self.deliver(resource, event_id)
+            if status < 500:
+                return status
+            time.sleep(jitter.uniform(0.2, 1.0) * (attempt + 1))
+        return status
 
     def objects(self, prefix: str) -> dict[str, storage.Blob]:
         """The stored objects under `prefix`, by name."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import random
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -80,20 +79,10 @@ def test_sequential_duplicates_change_nothing(backend: Backend, same_event_id: b
     assert (backend.document(CHARACTER), output_generations(backend)) == before
 
 
-def deliver_as_eventarc(backend: Backend, source: dict, event_id: str, delay_s: float, attempts: int = 4) -> int:
-    """Deliver after `delay_s`, redelivering after a 5xx with jittered backoff as Eventarc does; the last status.
-
-    The Firestore emulator locks pessimistically and aborts transactions racing on one document only after a 10 s
-    lock timeout; deliveries a little apart, and jitter on retry, keep them from aborting each other in lockstep.
-    """
-    jitter = random.Random(delay_s)
+def deliver_apart(backend: Backend, source: dict, delay_s: float) -> int:
+    """One duplicate of event-1, sent `delay_s` after the first and redelivered as Eventarc would."""
     time.sleep(delay_s)
-    for attempt in range(attempts):
-        status = backend.deliver(source, event_id=event_id)
-        if status < 500:
-            return status
-        time.sleep(jitter.uniform(0.2, 1.0) * (attempt + 1))
-    return status
+    return backend.deliver_as_eventarc(source, "event-1")
 
 
 def test_concurrent_duplicates_make_one_set_of_outputs(backend: Backend) -> None:
@@ -101,7 +90,7 @@ def test_concurrent_duplicates_make_one_set_of_outputs(backend: Backend) -> None
     source = backend.upload(SOURCE, photo(1200, 900))
 
     with ThreadPoolExecutor(5) as pool:
-        statuses = list(pool.map(lambda index: deliver_as_eventarc(backend, source, "event-1", 0.15 * index), range(5)))
+        statuses = list(pool.map(lambda index: deliver_apart(backend, source, 0.15 * index), range(5)))
 
     assert statuses == [200] * 5
     stored = backend.objects(OUTPUTS)
