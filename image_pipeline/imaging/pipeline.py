@@ -24,7 +24,7 @@ from image_pipeline.imaging.encode import encode, encode_animation
 from image_pipeline.imaging.geometry import displayed_size, downscale, fit_inside, orient
 from image_pipeline.imaging.placeholder import make_placeholder
 from image_pipeline.imaging.results import EncodedVariant, ProcessedImage, SourceFacts
-from image_pipeline.settings import ImagingOptions, Variant
+from image_pipeline.settings import ImagingOptions
 
 # A JPEG is decoded at the smallest DCT scale that still gives at least this fraction of the largest variant's
 # size. Below 1, a 4032 px photo is decoded at 1/2 (2016 px) and Lanczos makes up the last 1.6 % for a 2048 px
@@ -66,7 +66,7 @@ def _keeps_animation(opened: OpenedImage, options: ImagingOptions) -> bool:
 def _process_still(data: bytes, opened: OpenedImage, options: ImagingOptions) -> ProcessedImage:
     stored_size = opened.image.size
     sizes = {variant.name: fit_inside(stored_size, variant.max_edge) for variant in options.variants}
-    largest = fit_inside(stored_size, options.largest_variant.max_edge)
+    largest = sizes[options.largest_variant.name]
     image = load_first_frame(opened, (round(largest[0] * DRAFT_MARGIN), round(largest[1] * DRAFT_MARGIN)))
     check_pixels(image.size, options.max_pixels)
     orientation = orientation_of(image)
@@ -80,29 +80,29 @@ def _process_still(data: bytes, opened: OpenedImage, options: ImagingOptions) ->
         return downscale(previous, size)
 
     with ThreadPoolExecutor(max_workers=_encode_threads(options)) as pool:
-        encoded, smallest = _cascade(
-            options.variants, sizes, render, lambda picture: pool.submit(_encode_upright, picture, orientation, options)
-        )
-        placeholder = make_placeholder(orient(smallest, orientation))
+        encoded = _cascade(sizes, render, lambda picture: pool.submit(_encode_upright, picture, orientation, options))
+        smallest_upright, _ = list(encoded.values())[-1].result()
+        placeholder = make_placeholder(smallest_upright)
         variants = tuple(_variant(variant.name, encoded[sizes[variant.name]].result(), options) for variant in options.variants)
     width, height = displayed_size(stored_size, orientation)
     return ProcessedImage(SourceFacts(opened.format, width, height, len(data), opened.frames), variants, placeholder)
 
 
 def _cascade(
-    variants: tuple[Variant, ...],
     sizes: dict[str, tuple[int, int]],
     render: Callable[[Image.Image | None, tuple[int, int]], Image.Image],
     submit: Callable[[Image.Image], Future],
-) -> tuple[dict[tuple[int, int], Future], Image.Image]:
-    """Render each distinct size from the next larger one, largest first, handing each to `submit` at once."""
+) -> dict[tuple[int, int], Future]:
+    """Render each distinct size from the next larger one, largest first, handing each to `submit` at once.
+
+    The futures come back in that order, so the last one is the smallest.
+    """
     encoded: dict[tuple[int, int], Future] = {}
     picture: Image.Image | None = None
     for size in sorted(set(sizes.values()), key=lambda size: size[0] * size[1], reverse=True):
         picture = render(picture, size)
         encoded[size] = submit(picture)
-    assert picture is not None
-    return encoded, picture
+    return encoded
 
 
 def _encode_upright(picture: Image.Image, orientation: int, options: ImagingOptions) -> tuple[Image.Image, bytes]:
