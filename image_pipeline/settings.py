@@ -10,30 +10,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from image_pipeline.errors import ConfigurationError
-
-
-class OutputFormat(str, Enum):
-    """Encodings the variants can be written in."""
-
-    WEBP = "webp"
-    AVIF = "avif"
-    JPEG = "jpeg"
-    PNG = "png"
-
-    @property
-    def content_type(self) -> str:
-        """The MIME type stored on output objects."""
-        return f"image/{self.value}"
-
-    @property
-    def extension(self) -> str:
-        """The file-name extension of output objects."""
-        return "jpg" if self is OutputFormat.JPEG else self.value
-
-    @property
-    def supports_animation(self) -> bool:
-        """Whether Pillow can write more than one frame in this format."""
-        return self in (OutputFormat.WEBP, OutputFormat.PNG, OutputFormat.AVIF)
+from image_pipeline.options import Encoding, ImagingOptions, OutputFormat, Variant
 
 
 class LogLevel(str, Enum):
@@ -57,34 +34,6 @@ class DeleteOriginal(str, Enum):
 
     NEVER = "never"
     ON_SUCCESS = "on_success"
-
-
-@dataclass(frozen=True)
-class Variant:
-    """A named output size: the longest edge fits in `max_edge` pixels."""
-
-    name: str
-    max_edge: int
-
-
-@dataclass(frozen=True)
-class ImagingOptions:
-    """Everything the pure imaging core needs; nothing about clouds."""
-
-    variants: tuple[Variant, ...] = (Variant("thumb", 256), Variant("medium", 1024), Variant("large", 2048))
-    output_format: OutputFormat = OutputFormat.WEBP
-    quality: int = 80
-    max_input_bytes: int = 50 * 1024 * 1024
-    max_pixels: int = 100_000_000
-    max_frames: int = 300
-    max_decode_mib: int = 512
-    keep_animation: bool = False
-    encode_threads: int = 0
-
-    @property
-    def largest_variant(self) -> Variant:
-        """The variant with the longest edge, whose URL the app shows."""
-        return max(self.variants, key=lambda variant: variant.max_edge)
 
 
 FIREBASE_DOWNLOAD_BASE = "https://firebasestorage.googleapis.com/v0"
@@ -118,8 +67,12 @@ class Settings:
         defaults = cls()
         imaging = ImagingOptions(
             variants=env.variants("VARIANTS", defaults_imaging.variants),
-            output_format=env.choice("OUTPUT_FORMAT", OutputFormat, defaults_imaging.output_format),
-            quality=env.integer("QUALITY", defaults_imaging.quality, low=1, high=100),
+            encodings=(
+                Encoding(
+                    env.choice("OUTPUT_FORMAT", OutputFormat, defaults_imaging.primary.format),
+                    env.integer("QUALITY", defaults_imaging.primary.quality, low=1, high=100),
+                ),
+            ),
             max_input_bytes=env.integer("MAX_INPUT_BYTES", defaults_imaging.max_input_bytes, low=1),
             max_pixels=env.integer("MAX_PIXELS", defaults_imaging.max_pixels, low=1),
             max_frames=env.integer("MAX_FRAMES", defaults_imaging.max_frames, low=1),

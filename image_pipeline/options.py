@@ -1,0 +1,108 @@
+"""What the imaging core is asked to make: variants, formats and limits. Standard library only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class OutputFormat(str, Enum):
+    """Encodings the variants can be written in."""
+
+    WEBP = "webp"
+    AVIF = "avif"
+    JPEG = "jpeg"
+    PNG = "png"
+
+    @property
+    def content_type(self) -> str:
+        """The MIME type stored on output objects."""
+        return f"image/{self.value}"
+
+    @property
+    def extension(self) -> str:
+        """The file-name extension of output objects."""
+        return "jpg" if self is OutputFormat.JPEG else self.value
+
+    @property
+    def supports_animation(self) -> bool:
+        """Whether Pillow can write more than one frame in this format."""
+        return self in (OutputFormat.WEBP, OutputFormat.PNG, OutputFormat.AVIF)
+
+    @property
+    def has_alpha(self) -> bool:
+        """Whether the format keeps transparency (JPEG is flattened onto the background)."""
+        return self is not OutputFormat.JPEG
+
+    @property
+    def default_quality(self) -> int:
+        """The quality used when a route names none for this format (PNG is lossless and ignores it)."""
+        return {OutputFormat.AVIF: 50, OutputFormat.PNG: 100}.get(self, 80)
+
+
+class Fit(str, Enum):
+    """How a variant fills its box: `inside` keeps the whole picture, `cover` centre-crops to fill the box."""
+
+    INSIDE = "inside"
+    COVER = "cover"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A named output size: fit inside (or cover) a `width` x `height` box, never upscaled.
+
+    `Variant("thumb", 256)` is the longest-edge form: a 256 x 256 box, fit inside.
+    """
+
+    name: str
+    width: int
+    height: int = 0  # 0: the same as width (a square box)
+    fit: Fit = Fit.INSIDE
+
+    @property
+    def box(self) -> tuple[int, int]:
+        """The box the variant fits in (or covers)."""
+        return self.width, self.height or self.width
+
+    @property
+    def max_edge(self) -> int:
+        """The box's longest edge: what orders variants from small to large."""
+        return max(self.box)
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """One output format and its quality (1-100; ignored for PNG)."""
+
+    format: OutputFormat
+    quality: int
+
+
+WHITE = (255, 255, 255)
+
+
+@dataclass(frozen=True)
+class ImagingOptions:
+    """Everything the pure imaging core needs; nothing about clouds."""
+
+    variants: tuple[Variant, ...] = (Variant("thumb", 256), Variant("medium", 1024), Variant("large", 2048))
+    # One or more; the first is the primary format (the one the manifest's top-level keys describe).
+    encodings: tuple[Encoding, ...] = (Encoding(OutputFormat.WEBP, 80),)
+    # What formats without alpha (JPEG) and the BlurHash are flattened onto.
+    background: tuple[int, int, int] = WHITE
+    max_input_bytes: int = 50 * 1024 * 1024
+    max_pixels: int = 100_000_000
+    max_frames: int = 300
+    max_decode_mib: int = 512
+    keep_animation: bool = False
+    encode_threads: int = 0
+
+    @property
+    def largest_variant(self) -> Variant:
+        """The variant with the longest edge, whose URL the app shows."""
+        return max(self.variants, key=lambda variant: variant.max_edge)
+
+    @property
+    def primary(self) -> Encoding:
+        """The first encoding: the one the manifest's `path`, `url` and `bytes` describe."""
+        return self.encodings[0]
