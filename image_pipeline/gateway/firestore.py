@@ -79,6 +79,8 @@ def bound_rpcs(client: firestore.Client, timeout_s: float, retry_s: float) -> No
         ),
         timeout=retry_s,
     )
+    # No public way exists: neither Client nor ClientOptions takes default timeouts, a transport or channel options,
+    # so the transport's table of wrapped methods is private but the only place every RPC's defaults live.
     transport = client._firestore_api._transport
     for rpc in list(transport._wrapped_methods):
         transport._wrapped_methods[rpc] = gapic_v1.method.wrap_method(
