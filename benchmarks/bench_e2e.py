@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from image_pipeline import emulators  # noqa: E402
+from image_pipeline.devtools import emulators  # noqa: E402
 
 BUCKET = "bench.appspot.com"
 RUNS = 3

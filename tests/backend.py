@@ -18,7 +18,7 @@ import requests
 from google.cloud import firestore, storage
 from PIL import Image, ImageDraw
 
-from image_pipeline import emulators
+from image_pipeline.devtools import emulators
 from image_pipeline.ports import TOKEN_METADATA_KEY
 from tests.faultproxy import FaultProxy  # noqa: F401  (the storage_proxy fixture builds it from here)
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from image_pipeline import emulators
+from image_pipeline.devtools import emulators
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from image_pipeline import emulators
+from image_pipeline.devtools import emulators
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ from unittest import mock
 import pytest
 from google.cloud import firestore, storage
 
-from image_pipeline import emulators
+from image_pipeline.devtools import emulators
 from image_pipeline.settings import Settings
 from tests.backend import Backend, photo
 from tests.faultproxy import ANY, DOWNLOAD, UPLOAD, Fault, FaultProxy, Match

@@ -91,7 +91,7 @@ def test_a_storage_outage_becomes_a_transient_error_within_the_retry_bound(backe
 
 
 def test_an_unreachable_firestore_becomes_a_transient_error_within_the_bound(monkeypatch) -> None:
-    from image_pipeline.emulators import free_port
+    from image_pipeline.devtools.emulators import free_port
 
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{free_port()}")
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "nowhere")

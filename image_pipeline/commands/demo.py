@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import html
 import json
 import mimetypes
 import time
@@ -36,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the demo; exit 0 when the upload ends 'complete', 1 when it ends 'failed', 2 if the stack cannot start."""
     import os
 
-    from image_pipeline import emulators
+    from image_pipeline.devtools import emulators
 
     if not args.image.is_file():
         print(f"error: {args.image} is not a file")
@@ -61,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
 def demonstrate(image: Path, out_dir: Path, function_url: str) -> int:
     """Seed, upload, deliver, wait, then show the result."""
     from google.cloud import firestore, storage
+
+    from image_pipeline.devtools.demo_page import save_variants
 
     characters = firestore.Client().collection("characters")
     characters.document(CHARACTER).set({"meta": {"userId": USER}, "name": "Demo character"})
@@ -90,7 +91,7 @@ def upload(bucket: Any, image: Path) -> dict[str, Any]:
 
 def deliver_until_acknowledged(function_url: str, resource: dict[str, Any]) -> int:
     """Deliver the event, redelivering after a 500 with a short backoff as Eventarc would."""
-    from image_pipeline import emulators
+    from image_pipeline.devtools import emulators
 
     event_id = uuid.uuid4().hex
     event_time = datetime.now(timezone.utc)
@@ -101,37 +102,3 @@ def deliver_until_acknowledged(function_url: str, resource: dict[str, Any]) -> i
         print(f"The function answered {status}; redelivering (attempt {attempt + 2}) ...", flush=True)
         time.sleep(2**attempt)
     return status
-
-
-def save_variants(showcase: dict[str, Any], image: Path, out_dir: Path) -> Path:
-    """Download every variant through its recorded URL and write index.html showing them side by side."""
-    import urllib.request
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    figures = []
-    variants = sorted(showcase["variants"].items(), key=lambda item: item[1]["width"])
-    for name, variant in variants:
-        target = out_dir / Path(variant["path"]).name
-        with urllib.request.urlopen(variant["url"], timeout=30) as response:
-            target.write_bytes(response.read())
-        caption = f"{name}: {variant['width']}×{variant['height']}, {variant['bytes']:,} bytes, {variant['contentType']}"
-        figures.append(
-            f'<figure><img src="{html.escape(target.name)}" width="{variant["width"]}" '
-            f'height="{variant["height"]}" alt="{html.escape(name)}"><figcaption>{html.escape(caption)}</figcaption></figure>'
-        )
-    source = showcase["source"]
-    placeholder = showcase.get("placeholder") or {}
-    page = out_dir / "index.html"
-    page.write_text(
-        "<!doctype html><meta charset=utf-8><title>image-pipeline demo</title>"
-        "<style>body{font-family:sans-serif;margin:2em}main{display:flex;gap:1.5em;align-items:flex-start;overflow-x:auto}"
-        "img{max-width:60vw;height:auto;border:1px solid #ccc}figure{margin:0}</style>"
-        f"<h1>{html.escape(image.name)}</h1>"
-        f"<p>Source: {source['format']} {source['width']}×{source['height']}, {source['bytes']:,} bytes, "
-        f"generation {source['generation']}. Placeholder colour "
-        f'<span style="background:{html.escape(str(placeholder.get("dominantColor", "")))}">&emsp;&emsp;</span> '
-        f"{html.escape(str(placeholder.get('dominantColor')))}, blurhash <code>{html.escape(str(placeholder.get('blurhash')))}</code></p>"
-        f"<main>{''.join(figures)}</main>\n",
-        encoding="utf-8",
-    )
-    return page

@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 LOCALHOST = "127.0.0.1"
 DEFAULT_PROJECT = "demo-image-pipeline"
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class EmulatorError(RuntimeError):
