@@ -16,18 +16,9 @@ from typing import Any
 import pytest
 
 from image_pipeline.__main__ import main
-from image_pipeline.backfill import (
-    Action,
-    Backfill,
-    Plan,
-    Progress,
-    Report,
-    Shard,
-    Tally,
-    progress_status,
-    progress_text,
-    shard_of,
-)
+from image_pipeline.batch.plan import Plan, Shard, shard_of
+from image_pipeline.batch.run import Action, Backfill, Report, Tally
+from image_pipeline.commands.progress import Progress, progress_status, progress_text
 from image_pipeline.errors import TransientError
 from image_pipeline.settings import Settings
 from image_pipeline.usecase import Dependencies

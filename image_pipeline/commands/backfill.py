@@ -74,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     logs.configure(stream=sys.stderr, level=settings.log_level.value)
 
-    from image_pipeline.backfill import Backfill, Progress
+    from image_pipeline.batch.run import Backfill
+    from image_pipeline.commands.progress import Progress
     from image_pipeline.function import connect_dependencies
 
     interactive = sys.stderr.isatty()
@@ -100,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
 
 def make_plan(args: argparse.Namespace, settings: Any, environ: Mapping[str, str]) -> Any:
     """The run's plan from the flags, the environment and the settings."""
-    from image_pipeline.backfill import Plan
+    from image_pipeline.batch.plan import Plan
 
     bucket = args.bucket or environ.get("BUCKET", "").strip()
     if not bucket:
@@ -122,7 +123,7 @@ def make_plan(args: argparse.Namespace, settings: Any, environ: Mapping[str, str
 
 def shard_from_env(environ: Mapping[str, str]) -> Any:
     """This Cloud Run task's shard (CLOUD_RUN_TASK_INDEX of CLOUD_RUN_TASK_COUNT), or the whole listing."""
-    from image_pipeline.backfill import Shard
+    from image_pipeline.batch.plan import Shard
 
     index, count = environ.get("CLOUD_RUN_TASK_INDEX"), environ.get("CLOUD_RUN_TASK_COUNT")
     if index is None and count is None:
@@ -177,7 +178,7 @@ def _concurrency(text: str) -> int:
 
 def _shard(text: str) -> Any:
     """`I/N` with 0 <= I < N."""
-    from image_pipeline.backfill import Shard
+    from image_pipeline.batch.plan import Shard
 
     index, _, count = text.partition("/")
     try:

@@ -1,73 +1,28 @@
-"""Backfill: run the function's use case on uploads already in the bucket, skipping what is done, sharded over tasks.
-
-Each listed object becomes the event the function would have received (its own resource, timed now) and goes
-through the same classify, guard and handle_upload on the same adapters. Nothing is kept per object, so a listing
-of millions streams through in constant memory, and a rerun skips whatever an earlier run settled.
-"""
+"""One backfill run: the listing streamed into a bounded thread pool, each object skipped, dry-run or processed."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import Any, TextIO, TypeVar
+from typing import Any, TypeVar
 
-from image_pipeline.errors import DocumentNotYetCreated, TransientError
+from image_pipeline.batch import LOGGER
+from image_pipeline.batch.plan import Budget, Plan, owned
+from image_pipeline.batch.retry import retrying
+from image_pipeline.errors import DocumentNotYetCreated
 from image_pipeline.logs import log
 from image_pipeline.objects import Skip, Upload, classify
 from image_pipeline.ports import Verdict
 from image_pipeline.settings import Settings
 from image_pipeline.usecase import Dependencies, Outcome, Trace, guard, handle_upload
 
-LOGGER = logging.getLogger("image_pipeline.backfill")
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Shard:
-    """This task's share of the objects: those whose name hashes to `index` modulo `count`."""
-
-    index: int = 0
-    count: int = 1
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.index < self.count:
-            raise ValueError(f"shard {self.index}/{self.count}: need 0 <= index < count")
-
-    def owns(self, name: str) -> bool:
-        """Whether the object belongs to this shard."""
-        return shard_of(name, self.count) == self.index
-
-    def __str__(self) -> str:
-        return f"{self.index}/{self.count}"
-
-
-def shard_of(name: str, count: int) -> int:
-    """A shard number for an object name that every process computes alike (unlike the salted hash())."""
-    digest = hashlib.blake2b(name.encode("utf-8", "surrogatepass"), digest_size=8).digest()
-    return int.from_bytes(digest, "big") % count
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What one run does: where to list, which share to take, and how."""
-
-    bucket: str
-    prefix: str
-    shard: Shard = Shard()
-    force: bool = False
-    dry_run: bool = False
-    limit: int | None = None
-    concurrency: int = 4
-    attempts: int = 4
-    backoff_s: float = 1.0
 
 
 class Action(str, Enum):
@@ -149,34 +104,6 @@ class Tally:
 
 _SKIPS = (Action.NOT_SOURCE, Action.SUPERSEDED, Action.NOT_OWNER, Action.DOCUMENT_MISSING, Action.BEYOND_LIMIT,
           Action.INTERRUPTED)  # fmt: skip
-
-
-class Budget:
-    """How many more objects `--limit` lets the run process; unlimited when the limit is None."""
-
-    def __init__(self, limit: int | None) -> None:
-        self._left = limit
-        self._lock = threading.Lock()
-
-    def take(self) -> bool:
-        """Use up one object of the budget, if any is left."""
-        with self._lock:
-            if self._left is None:
-                return True
-            if self._left == 0:
-                return False
-            self._left -= 1
-            return True
-
-    @property
-    def exhausted(self) -> bool:
-        """Whether no object may be processed any more."""
-        return self._left == 0
-
-
-def owned(resources: Iterable[Mapping[str, Any]], shard: Shard) -> Iterator[Mapping[str, Any]]:
-    """The listed objects that belong to this shard."""
-    return (resource for resource in resources if shard.owns(str(resource.get("name", ""))))
 
 
 class Backfill:
@@ -315,21 +242,8 @@ class Backfill:
         return classify(event_id, self.deps.now().isoformat(), resource, self.settings)
 
     def _retrying(self, upload: Upload, call: Callable[[], T]) -> T:
-        """Call, retrying transient errors with jittered exponential backoff; a stop ends the waiting."""
-        for attempt in range(1, self.plan.attempts + 1):
-            try:
-                return call()
-            except DocumentNotYetCreated:
-                raise
-            except TransientError as error:
-                if attempt == self.plan.attempts:
-                    raise
-                delay = self.plan.backoff_s * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
-                log(LOGGER, logging.WARNING, f"retrying {upload.name}", object=upload.name, attempt=attempt,
-                    delay_s=round(delay, 2), error=str(error))  # fmt: skip
-                if self.stop.wait(delay):
-                    raise
-        raise AssertionError("unreachable: the last attempt returns or raises")
+        """Call under the retry policy; a stop ends the waiting."""
+        return retrying(call, upload.name, self.plan.attempts, self.plan.backoff_s, self.stop)
 
     def _plan_fields(self) -> dict[str, Any]:
         """The plan, for log lines and the summary."""
@@ -363,96 +277,3 @@ def _log_report(report: Report) -> None:
     fields = {key: value for key, value in vars(report).items() if value is not None}
     fields["object"] = fields.pop("name")
     log(LOGGER, level, f"{report.action.value}: {report.name}", **fields)
-
-
-def progress_status(counts: Mapping[str, Any], elapsed_s: float, limit: int | None) -> dict[str, Any]:
-    """Count, rate and ETA from a tally snapshot.
-
-    The ETA takes whichever comes first: the end of the counted listing, or the limit at the current pace.
-    """
-    examined = counts["examined"]
-    rate = examined / elapsed_s if elapsed_s > 0 else 0.0
-    taken = counts["processed"] + counts["would_process"] + counts["errors"]
-    estimates = []
-    if counts["total"] is not None and rate > 0:
-        estimates.append(max(0, counts["total"] - examined) / rate)
-    if limit is not None and taken > 0:
-        estimates.append(max(0, limit - taken) * elapsed_s / taken)
-    return {
-        "examined": examined,
-        "total": counts["total"],
-        "processed": counts["processed"] + counts["would_process"],
-        "skipped_done": counts["skipped_done"],
-        "failed": sum(counts["failed"].values()),
-        "errors": counts["errors"],
-        "rate_per_s": round(rate, 2),
-        "eta_s": round(min(estimates)) if estimates else None,
-    }
-
-
-def progress_text(status: Mapping[str, Any]) -> str:
-    """The progress line a person reads."""
-    examined, total = status["examined"], status["total"]
-    done = f"{examined:,}/{total:,} ({100 * examined / total:.1f}%)" if total else f"{examined:,}/…"
-    eta = duration_text(status["eta_s"]) if status["eta_s"] is not None else "?"
-    return (
-        f"backfill {done} · {status['processed']:,} processed · {status['skipped_done']:,} done · "
-        f"{status['failed']:,} failed · {status['errors']:,} errors · {status['rate_per_s']:.1f}/s · ETA {eta}"
-    )
-
-
-def duration_text(seconds: float) -> str:
-    """Seconds as 45s, 3m07s or 2h05m."""
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-
-
-class Progress:
-    """The progress line on stderr: redrawn in place on a terminal, a JSON log line every interval otherwise.
-
-    On a terminal it is also the log handler's stream: a log line clears the bar, which is redrawn under it.
-    """
-
-    def __init__(
-        self, stream: TextIO, interactive: bool, interval_s: float, limit: int | None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:  # fmt: skip
-        self._stream = stream
-        self._interactive = interactive
-        self._interval_s = interval_s
-        self._limit = limit
-        self._clock = clock
-        self._started = clock()
-        self._last = float("-inf")
-        self._bar = ""
-        self._lock = threading.RLock()
-
-    def update(self, tally: Tally, final: bool = False) -> None:
-        """Show the progress if the interval has passed (always when final)."""
-        now = self._clock()
-        with self._lock:
-            if not final and now - self._last < self._interval_s:
-                return
-            self._last = now
-            status = progress_status(tally.snapshot(), now - self._started, self._limit)
-            if not self._interactive:
-                log(LOGGER, logging.INFO, progress_text(status), progress=status)
-                return
-            self._bar = "" if final else progress_text(status)
-            self._stream.write(f"\r\x1b[K{progress_text(status)}" + ("\n" if final else ""))
-            self._stream.flush()
-
-    def write(self, text: str) -> int:
-        """Write a log line above the bar."""
-        with self._lock:
-            prefix = "\r\x1b[K" if self._interactive and self._bar else ""
-            self._stream.write(prefix + text + self._bar)
-            return len(text)
-
-    def flush(self) -> None:
-        """Flush the underlying stream."""
-        self._stream.flush()
