@@ -11,7 +11,7 @@ from google.api_core import retry as retries
 from google.cloud import firestore
 
 from image_pipeline.errors import TransientError
-from image_pipeline.gateway.errors import TRANSIENT, transient_on_outage
+from image_pipeline.gateway.outages import TRANSIENT, transient_on_outage
 from image_pipeline.ports import Decide, Decision, ServerTime
 
 TRANSACTION_ATTEMPTS = 5

@@ -12,7 +12,7 @@ from google.cloud.storage.exceptions import DataCorruption
 from google.cloud.storage.retry import DEFAULT_RETRY
 
 from image_pipeline.errors import TransientError
-from image_pipeline.gateway.errors import transient_on_outage
+from image_pipeline.gateway.outages import transient_on_outage
 from image_pipeline.ports import TOKEN_METADATA_KEY
 
 LIST_PAGE_SIZE = 1000
