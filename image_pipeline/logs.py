@@ -5,9 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 _SEVERITY = {
@@ -49,14 +46,3 @@ def configure(stream=None, level: str = "info") -> None:
 def log(logger: logging.Logger, level: int, message: str, **fields: Any) -> None:
     """Log `message` with structured `fields` beside it."""
     logger.log(level, message, extra={"fields": fields})
-
-
-@contextmanager
-def timed() -> Iterator[dict[str, float]]:
-    """Measure a block; the yielded dict holds `duration_ms` once the block ends."""
-    box: dict[str, float] = {}
-    start = time.perf_counter()
-    try:
-        yield box
-    finally:
-        box["duration_ms"] = round((time.perf_counter() - start) * 1000, 1)
