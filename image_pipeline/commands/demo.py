@@ -86,6 +86,8 @@ def upload(bucket: Any, image: Path) -> dict[str, Any]:
     blob = bucket.blob(f"raw-uploads/{USER}/{CHARACTER}/{image.name}")
     content_type = mimetypes.guess_type(image.name)[0] or "application/octet-stream"
     blob.upload_from_filename(str(image), content_type=content_type)
+    # The event carries the object's JSON resource; Blob keeps it only here (no public to_api_repr), and rebuilding
+    # it from the typed properties would change the timestamps' and numbers' text.
     return dict(blob._properties)
 
 

@@ -91,8 +91,9 @@ class CloudStorage:
             bucket, prefix=prefix, page_size=LIST_PAGE_SIZE, fields=LIST_FIELDS, timeout=self._timeout_s
         )
         with transient_on_outage(f"list gs://{bucket}/{prefix}"):
-            for blob in blobs:
-                yield dict(blob._properties)
+            for page in blobs.pages:
+                # Each page's response as the API sent it: the resources themselves, with no Blob built in between.
+                yield from page.raw_page.get("items", ())
 
 
 def connect(timeout_s: float, retry_s: float) -> CloudStorage:
