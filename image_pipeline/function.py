@@ -12,8 +12,11 @@ from typing import Any
 from image_pipeline.errors import TransientError
 from image_pipeline.logs import log
 from image_pipeline.objects import Skip, classify
-from image_pipeline.settings import ImagingOptions, Settings
-from image_pipeline.usecase import Dependencies, Outcome, Trace, handle_upload
+from image_pipeline.options import ImagingOptions
+from image_pipeline.ports import Outcome
+from image_pipeline.results import ProcessedImage
+from image_pipeline.settings import Settings
+from image_pipeline.usecase import Dependencies, Trace, handle_upload
 
 LOGGER = logging.getLogger("image_pipeline.function")
 
@@ -28,11 +31,11 @@ _SEVERITY = {
 }
 
 
-def process_with_core(data: bytes, options: ImagingOptions) -> Any:
+def make_variants_lazily(data: bytes, options: ImagingOptions) -> ProcessedImage:
     """Run the imaging core, imported on first use so that skipped events never load Pillow."""
-    from image_pipeline.imaging import process_image
+    from image_pipeline.imaging import make_variants
 
-    return process_image(data, options)
+    return make_variants(data, options)
 
 
 def connect_dependencies(settings: Settings) -> Dependencies:
@@ -41,8 +44,8 @@ def connect_dependencies(settings: Settings) -> Dependencies:
 
     return Dependencies(
         objects=storage.connect(settings.client_timeout_s, settings.client_retry_s),
-        characters=firestore.connect(settings.collection, settings.client_timeout_s, settings.client_retry_s),
-        process=process_with_core,
+        documents=firestore.connect(settings.client_timeout_s, settings.client_retry_s),
+        make_variants=make_variants_lazily,
         now=lambda: datetime.now(timezone.utc),
     )
 
@@ -75,6 +78,7 @@ class Function:
         upload = classify(event_id, event_time, data, self._settings)
         if isinstance(upload, Skip):
             return Outcome.SKIPPED, upload.reason
+        trace.route = upload.route.name
         return handle_upload(upload, self._settings, self._connected(), trace), None
 
     def _connected(self) -> Dependencies:
@@ -99,7 +103,12 @@ class Function:
             "duration_ms": round((time.perf_counter() - started) * 1000, 1),
             "outcome": outcome,
         }
+        if trace.route:
+            fields["route"] = trace.route
         if trace.error:
             fields["error"] = trace.error
+        if trace.decoder_warnings:
+            # Decoder warnings are facts about the image, counted here instead of one raw log line each.
+            fields["decoderWarnings"] = trace.decoder_warnings
         fields.update({key: value for key, value in extra.items() if value is not None})
         log(LOGGER, level, f"{outcome}: {resource.get('name')}", **fields)

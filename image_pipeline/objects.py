@@ -12,13 +12,10 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
+from image_pipeline.routes import STEM, Route, output_file_name
 from image_pipeline.settings import Settings, UrlMode
 
-# fullmatch, not match with `$`: `$` also matches before a trailing newline ("user\n" would pass).
-_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _GENERATION = re.compile(r"[1-9][0-9]{0,19}")
-_UNSAFE_STEM_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
-_MAX_STEM = 64
 _INT64_MAX = 2**63 - 1
 
 
@@ -34,9 +31,24 @@ class Upload:
     size: int
     content_type: str | None
     content_encoding: str | None
-    uid: str
-    character_id: str
-    file_name: str
+    route: Route
+    # The route's captures from the object name, plus {stem}: everything its templates may name.
+    values: Mapping[str, str]
+
+    @property
+    def document(self) -> str:
+        """The path of the document that records this upload's result."""
+        return self.route.document.render(self.values)
+
+    @property
+    def file_name(self) -> str:
+        """The last segment of the object name."""
+        return self.values[self.route.match.file_capture]
+
+    @property
+    def output_folder(self) -> str:
+        """Where this upload's variants are written."""
+        return self.route.output.render(self.values)
 
 
 @dataclass(frozen=True)
@@ -54,16 +66,10 @@ def classify(event_id: str, event_time: str | None, data: Any, settings: Setting
     bucket = data.get("bucket")
     if not isinstance(name, str) or not isinstance(bucket, str) or not bucket:
         return Skip("event has no bucket or object name")
-    if not name.startswith(settings.source_prefix):
-        return Skip("object is outside the source prefix")
-    segments = name[len(settings.source_prefix) :].split("/")
-    if len(segments) != 3:
-        return Skip("object path is not {prefix}{uid}/{characterId}/{fileName}")
-    uid, character_id, file_name = segments
-    if not _ID.fullmatch(uid) or not _ID.fullmatch(character_id):
-        return Skip("uid or characterId is not 1-128 characters of A-Z a-z 0-9 _ -")
-    if file_name in ("", ".", "..") or not file_name.isprintable():
-        return Skip("file name is empty, a dot segment or has control characters")
+    matched = _first_match(settings.routes, name)
+    if matched is None:
+        return Skip("object matches no route")
+    route, values = matched
     generation = _digits(data.get("generation"))
     size = _digits(data.get("size"), allow_zero=True)
     if generation is None or size is None:
@@ -79,10 +85,18 @@ def classify(event_id: str, event_time: str | None, data: Any, settings: Setting
         size=size,
         content_type=_optional_text(data.get("contentType")),
         content_encoding=_optional_text(data.get("contentEncoding")),
-        uid=uid,
-        character_id=character_id,
-        file_name=file_name,
+        route=route,
+        values=values,
     )
+
+
+def _first_match(routes: tuple[Route, ...], name: str) -> tuple[Route, dict[str, str]] | None:
+    """The first route (in file order) whose pattern fits the name, with its template values."""
+    for route in routes:
+        captures = route.match.match(name)
+        if captures is not None:
+            return route, route.values(captures, captures[route.match.file_capture])
+    return None
 
 
 def _digits(value: Any, allow_zero: bool = False) -> int | None:
@@ -122,12 +136,10 @@ def parse_timestamp(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
-def output_path(upload: Upload, variant_name: str, extension: str, settings: Settings) -> str:
+def output_path(upload: Upload, variant_name: str, extension: str) -> str:
     """The deterministic name of one variant: a retry of the same generation writes the same names."""
-    stem = upload.file_name.rsplit(".", 1)[0] if "." in upload.file_name[1:] else upload.file_name
-    safe_stem = _UNSAFE_STEM_CHARS.sub("_", stem)[:_MAX_STEM].strip("_") or "image"
-    folder = f"{settings.output_prefix}{upload.uid}/{upload.character_id}/"
-    return f"{folder}{safe_stem}-{upload.generation}-{variant_name}.{extension}"
+    file_name = output_file_name(upload.values[STEM], upload.generation, variant_name, extension)
+    return upload.output_folder + file_name
 
 
 def download_url(bucket: str, path: str, token: str, settings: Settings) -> str:

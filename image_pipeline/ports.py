@@ -1,4 +1,4 @@
-"""The two ports the use case needs: object storage and the character documents. Adapters live in gateway/."""
+"""The two ports the use case needs: object storage and the documents that record results. Adapters live in gateway/."""
 
 from __future__ import annotations
 
@@ -20,22 +20,27 @@ class ServerTime:
 SERVER_TIME = ServerTime()
 
 
-class Verdict(str, Enum):
-    """What a guarded read of the character document decided."""
+class Outcome(str, Enum):
+    """How an event ended; the `outcome` of the summary log line."""
 
-    MISSING = "missing"
-    NOT_OWNER = "not_owner"
+    SKIPPED = "skipped"
+    COMPLETE = "complete"
+    FAILED = "failed"
+    DUPLICATE = "duplicate"
     SUPERSEDED = "superseded"
-    DONE = "done"
-    IN_PROGRESS = "in_progress"
-    WRITTEN = "written"
+    NOT_OWNER = "not_owner"
+    DOCUMENT_MISSING = "document_missing"
 
 
 @dataclass(frozen=True)
 class Decision:
-    """A verdict, and the field-path updates to apply in the same transaction (None: write nothing)."""
+    """What a guarded read decided: the updates to apply in the same transaction, and whether the event ends here.
 
-    verdict: Verdict
+    `ends` is the event's outcome when the read settles it (a duplicate, an older generation, ...), None to go on.
+    `writes` are dotted field paths; applied to a missing document, they create it.
+    """
+
+    ends: Outcome | None = None
     writes: Mapping[str, Any] | None = None
 
 
@@ -58,11 +63,11 @@ class ObjectStore(Protocol):
         """The live objects under `prefix` in name order, as object resources (the shape an event carries), streamed."""
 
 
-class CharacterStore(Protocol):
-    """The character documents (Firestore). Raises TransientError for outages, timeouts and contention."""
+class DocumentStore(Protocol):
+    """The documents that record results (Firestore). Raises TransientError for outages, timeouts and contention."""
 
-    def transact(self, character_id: str, decide: Decide) -> Decision:
-        """Read the document (None if missing), call `decide`, and apply its writes atomically with that read."""
+    def transact(self, path: str, decide: Decide) -> Decision:
+        """Read the document at `path` (None if missing), call `decide`, and apply its writes atomically with that read."""
 
-    def get(self, character_id: str) -> Mapping[str, Any] | None:
-        """The document as stored now (None if missing), read outside any transaction."""
+    def get(self, path: str) -> Mapping[str, Any] | None:
+        """The document at `path` as stored now (None if missing), read outside any transaction."""

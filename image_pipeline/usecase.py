@@ -1,4 +1,4 @@
-"""The use case: one source upload becomes variants in storage and a result in the character document.
+"""The use case: one source upload becomes variants in storage and a manifest in the route's document.
 
 Depends only on the ports; the imaging core is passed in, so that nothing heavy is imported here.
 Every document write goes through a guard on the recorded generation, so duplicate, late and
@@ -8,41 +8,25 @@ out-of-order deliveries can never regress a result.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
-from enum import Enum
 from functools import partial
 from typing import Any
 
 from image_pipeline.errors import DocumentNotYetCreated, PermanentError, RejectionCode
 from image_pipeline.objects import Upload, download_url, output_path
-from image_pipeline.ports import SERVER_TIME, CharacterStore, Decision, ObjectStore, Verdict
-from image_pipeline.settings import DeleteOriginal, ImagingOptions, Settings
+from image_pipeline.options import ImagingOptions
+from image_pipeline.ports import SERVER_TIME, Decision, DocumentStore, ObjectStore, Outcome
+from image_pipeline.results import EncodedImage, ProcessedImage, RenderedVariant, SourceFacts
+from image_pipeline.routes import DeleteOriginal, MissingDocument, Route
+from image_pipeline.settings import Settings
 
 FINALIZING = "finalizing"
 COMPLETE = "complete"
 FAILED = "failed"
 _SETTLED = (COMPLETE, FAILED)
 
-
-class Outcome(str, Enum):
-    """How an event was acknowledged; the `outcome` of the summary log line."""
-
-    SKIPPED = "skipped"
-    COMPLETE = "complete"
-    FAILED = "failed"
-    DUPLICATE = "duplicate"
-    SUPERSEDED = "superseded"
-    NOT_OWNER = "not_owner"
-    DOCUMENT_MISSING = "document_missing"
-
-
-_OUTCOME_OF_VERDICT = {
-    Verdict.MISSING: Outcome.DOCUMENT_MISSING,
-    Verdict.NOT_OWNER: Outcome.NOT_OWNER,
-    Verdict.SUPERSEDED: Outcome.SUPERSEDED,
-    Verdict.DONE: Outcome.DUPLICATE,
-}
+MakeVariants = Callable[[bytes, ImagingOptions], ProcessedImage]
 
 
 @dataclass(frozen=True)
@@ -50,8 +34,8 @@ class Dependencies:
     """What the use case talks to: the two ports, the imaging core and a clock."""
 
     objects: ObjectStore
-    characters: CharacterStore
-    process: Callable[[bytes, ImagingOptions], Any]
+    documents: DocumentStore
+    make_variants: MakeVariants
     now: Callable[[], datetime]
 
 
@@ -60,7 +44,9 @@ class Trace:
     """Where an event got to, for the summary log line (also when it raises)."""
 
     stage: str = "parse"
+    route: str | None = None
     error: Mapping[str, str] | None = None
+    decoder_warnings: int = 0
 
 
 def handle_upload(
@@ -107,15 +93,12 @@ def _claim_and_produce(
 ) -> Outcome:
     """Mark the document 'finalizing' (or 'failed' for an event-level problem), then produce the result."""
     trace.stage = "claim"
-    early_failure = check_before_download(upload, settings.imaging)
-    decide = partial(decide_claim, upload, early_failure, reprocess=reprocess)
-    claim = deps.characters.transact(upload.character_id, decide)
-    if claim.verdict is Verdict.MISSING:
-        if event_age_s(upload, deps.now) < settings.max_event_age_s:
-            raise DocumentNotYetCreated(f"{settings.collection}/{upload.character_id} does not exist yet")
-        return Outcome.DOCUMENT_MISSING
-    if claim.verdict in _OUTCOME_OF_VERDICT:
-        return _OUTCOME_OF_VERDICT[claim.verdict]
+    early_failure = check_before_download(upload, upload.route.imaging)
+    claim = deps.documents.transact(upload.document, partial(decide_claim, upload, early_failure, reprocess=reprocess))
+    if claim.ends is Outcome.DOCUMENT_MISSING and event_age_s(upload, deps.now) < settings.max_event_age_s:
+        raise DocumentNotYetCreated(f"{upload.document} does not exist yet")
+    if claim.ends is not None:
+        return claim.ends
     if early_failure is not None:
         trace.error = early_failure.as_record()
         return Outcome.FAILED
@@ -134,90 +117,154 @@ def _produce(upload: Upload, settings: Settings, deps: Dependencies, trace: Trac
             RejectionCode.SOURCE_GONE, f"generation {upload.generation} of the upload no longer exists"
         )
     trace.stage = "process"
-    processed = deps.process(data, settings.imaging)
+    processed = deps.make_variants(data, upload.route.imaging)
+    trace.decoder_warnings = processed.warnings.count
     trace.stage = "upload"
-    variants = {variant.name: _store_variant(upload, variant, settings, deps) for variant in processed.variants}
+    stored = store_variants(upload, processed.variants, settings, deps.objects)
     trace.stage = "record"
-    record = completion_writes(upload, processed, variants, settings)
-    decision = deps.characters.transact(upload.character_id, partial(decide_settle, upload, record))
-    if decision.verdict is not Verdict.WRITTEN:
-        return _OUTCOME_OF_VERDICT[decision.verdict]
-    if settings.delete_original is DeleteOriginal.ON_SUCCESS:
+    writes = completion_writes(upload, processed, stored)
+    decision = deps.documents.transact(upload.document, partial(decide_settle, upload, writes))
+    if decision.ends is not None:
+        return decision.ends
+    if upload.route.delete_original is DeleteOriginal.ON_SUCCESS:
         trace.stage = "delete_original"
         deps.objects.delete(upload.bucket, upload.name, upload.generation)
     return Outcome.COMPLETE
 
 
-def _store_variant(upload: Upload, variant: Any, settings: Settings, deps: Dependencies) -> dict[str, Any]:
-    """Write one variant (or find it written by an earlier attempt) and describe it for the document."""
-    path = output_path(upload, variant.name, variant.extension, settings)
-    token = deps.objects.create(upload.bucket, path, variant.data, variant.content_type, settings.cache_control)
-    return {
-        "path": path,
-        "url": download_url(upload.bucket, path, token, settings),
-        "width": variant.width,
-        "height": variant.height,
-        "bytes": variant.bytes,
-        "contentType": variant.content_type,
-    }
+@dataclass(frozen=True)
+class StoredImage:
+    """One variant in one format as stored: its object, URL and size, and the variant it repeats if any."""
+
+    path: str
+    url: str
+    width: int
+    height: int
+    bytes: int
+    content_type: str
+    same_as: str | None = None
+
+    def as_record(self) -> dict[str, Any]:
+        """The `formats.{format}` entry of the manifest."""
+        record: dict[str, Any] = {"path": self.path, "url": self.url, "bytes": self.bytes, "contentType": self.content_type}
+        if self.same_as is not None:
+            record["sameAs"] = self.same_as
+        return record
+
+
+# variant name -> format -> what is stored for it, in the route's variant and format order.
+StoredVariants = dict[str, dict[str, StoredImage]]
+
+
+def store_variants(
+    upload: Upload, variants: tuple[RenderedVariant, ...], settings: Settings, objects: ObjectStore
+) -> StoredVariants:
+    """Write every variant in every format, largest first; one with more bytes than a larger one is not stored.
+
+    Such a variant repeats the larger variant's object instead (firebase/extensions#605): a thumbnail must never
+    cost more to download than the bigger image.
+    """
+    stored: StoredVariants = {variant.name: {} for variant in variants}
+    by_size = sorted(variants, key=lambda variant: variant.width * variant.height, reverse=True)
+    for index, variant in enumerate(by_size):
+        for encoded in variant.encodings:
+            larger = _smaller_larger_encoding(by_size[:index], variant, encoded)
+            if larger is not None:
+                target = stored[larger.name][encoded.format]
+                stored[variant.name][encoded.format] = replace(target, same_as=target.same_as or larger.name)
+            else:
+                stored[variant.name][encoded.format] = _store(upload, variant, encoded, settings, objects)
+    return stored
+
+
+def _smaller_larger_encoding(
+    larger: list[RenderedVariant], variant: RenderedVariant, encoded: EncodedImage
+) -> RenderedVariant | None:
+    """The nearest strictly larger variant whose encoding in the same format has fewer bytes, if any."""
+    area = variant.width * variant.height
+    for candidate in reversed(larger):
+        same_format = next(item for item in candidate.encodings if item.format == encoded.format)
+        if candidate.width * candidate.height > area and same_format.bytes < encoded.bytes:
+            return candidate
+    return None
+
+
+def _store(
+    upload: Upload, variant: RenderedVariant, encoded: EncodedImage, settings: Settings, objects: ObjectStore
+) -> StoredImage:
+    """Write one encoding (or find it written by an earlier attempt) and describe it."""
+    path = output_path(upload, variant.name, encoded.extension)
+    token = objects.create(upload.bucket, path, encoded.data, encoded.content_type, upload.route.cache_control)
+    url = download_url(upload.bucket, path, token, settings)
+    return StoredImage(path, url, variant.width, variant.height, encoded.bytes, encoded.content_type)
 
 
 def _record_failure(upload: Upload, failure: PermanentError, deps: Dependencies, trace: Trace) -> Outcome:
     """Record 'failed' with the error, unless a guard says the document has moved on."""
     trace.error = failure.as_record()
-    decision = deps.characters.transact(upload.character_id, partial(decide_settle, upload, failure_writes(upload, failure)))
-    return Outcome.FAILED if decision.verdict is Verdict.WRITTEN else _OUTCOME_OF_VERDICT[decision.verdict]
+    decision = deps.documents.transact(upload.document, partial(decide_settle, upload, failure_writes(upload, failure)))
+    return decision.ends or Outcome.FAILED
 
 
-def guard(document: Mapping[str, Any] | None, upload: Upload) -> Verdict | None:
-    """Whether this upload may touch the document; None means it may, and nothing is recorded for it yet."""
+def guard(document: Mapping[str, Any] | None, upload: Upload) -> Outcome | None:
+    """How the event ends without touching the document, or None when it may go on."""
+    route = upload.route
     if document is None:
-        return Verdict.MISSING
-    if _field(document, "meta.userId") != upload.uid:
-        return Verdict.NOT_OWNER
-    recorded = _recorded_generation(document)
+        return None if route.missing is MissingDocument.CREATE else Outcome.DOCUMENT_MISSING
+    for path, template in route.require.items():
+        if field_value(document, path) != template.render(upload.values):
+            return Outcome.NOT_OWNER
+    recorded = recorded_generation(document, route)
     if recorded is None or recorded < upload.generation:
         return None
     if recorded > upload.generation:
-        return Verdict.SUPERSEDED
-    if _field(document, "visuals.showcaseProcessingStatus") in _SETTLED:
-        return Verdict.DONE
-    return Verdict.IN_PROGRESS
+        return Outcome.SUPERSEDED
+    return Outcome.DUPLICATE if recorded_status(document, route) in _SETTLED else None
 
 
 def decide_claim(
     upload: Upload, early_failure: PermanentError | None, document: Mapping[str, Any] | None, reprocess: bool = False
 ) -> Decision:
     """Claim the document for this generation: 'finalizing', or straight to 'failed' for an event-level problem."""
-    verdict = guard(document, upload)
-    if reprocess and verdict is Verdict.DONE:
-        # Claimed like a first delivery; the settle step then sees 'finalizing' for this generation.
-        verdict = None
-    if verdict not in (None, Verdict.IN_PROGRESS):
-        return Decision(verdict)
+    ends = guard(document, upload)
+    # A forced reprocess claims a settled generation like a first delivery; the settle step then sees 'finalizing'.
+    redo = reprocess and ends is Outcome.DUPLICATE
+    if ends is not None and not redo:
+        return Decision(ends)
     if early_failure is not None:
-        return Decision(Verdict.WRITTEN, failure_writes(upload, early_failure))
-    if verdict is Verdict.IN_PROGRESS:
-        return Decision(Verdict.IN_PROGRESS)
-    return Decision(Verdict.WRITTEN, finalizing_writes(upload))
+        return Decision(writes=failure_writes(upload, early_failure))
+    if not redo and _claimed_already(document, upload):
+        return Decision()
+    return Decision(writes=finalizing_writes(upload))
 
 
 def decide_settle(upload: Upload, writes: Mapping[str, Any], document: Mapping[str, Any] | None) -> Decision:
     """Record a final result for this generation unless it is settled already or superseded."""
-    verdict = guard(document, upload)
-    if verdict not in (None, Verdict.IN_PROGRESS):
-        return Decision(verdict)
-    return Decision(Verdict.WRITTEN, writes)
+    ends = guard(document, upload)
+    return Decision(ends) if ends is not None else Decision(writes=writes)
 
 
-def _recorded_generation(document: Mapping[str, Any]) -> int | None:
+def _claimed_already(document: Mapping[str, Any] | None, upload: Upload) -> bool:
+    """Whether an earlier attempt claimed this generation and has not settled it (the claim is not repeated)."""
+    return document is not None and recorded_generation(document, upload.route) == upload.generation
+
+
+def recorded_generation(document: Mapping[str, Any], route: Route) -> int | None:
     """The source generation the document's result belongs to, compared as a number."""
-    value = _field(document, "visuals.showcase.source.generation")
+    value = field_value(document, f"{route.field}.source.generation")
     text = str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
     return int(text) if text.isdigit() else None
 
 
-def _field(document: Mapping[str, Any], path: str) -> Any:
+def recorded_status(document: Mapping[str, Any], route: Route) -> Any:
+    """The manifest's status; documents settled before the manifest had one keep it in the mirrored field only."""
+    status = field_value(document, f"{route.field}.status")
+    if status is None and route.mirror.status is not None:
+        return field_value(document, route.mirror.status)
+    return status
+
+
+def field_value(document: Mapping[str, Any], path: str) -> Any:
     """A nested field by dotted path, or None when any part is missing."""
     value: Any = document
     for part in path.split("."):
@@ -227,66 +274,114 @@ def _field(document: Mapping[str, Any], path: str) -> Any:
     return value
 
 
-def source_record(upload: Upload, facts: Any = None) -> dict[str, Any]:
-    """`visuals.showcase.source`: the event's facts, plus what decoding found once it has run."""
+def source_record(upload: Upload, facts: SourceFacts | None = None) -> dict[str, Any]:
+    """`{field}.source`: the event's facts, plus what decoding found once it has run."""
     return {
         "path": upload.name,
         "generation": str(upload.generation),
         "contentType": upload.content_type,
         "bytes": upload.size,
-        "format": getattr(facts, "format", None),
-        "width": getattr(facts, "width", None),
-        "height": getattr(facts, "height", None),
+        "format": facts.format if facts else None,
+        "width": facts.width if facts else None,
+        "height": facts.height if facts else None,
     }
 
 
 def finalizing_writes(upload: Upload) -> dict[str, Any]:
     """Field updates that show the spinner and claim the result for this generation."""
-    return {
-        "visuals.showcaseProcessingStatus": FINALIZING,
-        "visuals.isShowcaseProcessed": False,
-        "visuals.showcase": _showcase(source_record(upload), {}, None, None),
-    }
+    manifest = _manifest(FINALIZING, source_record(upload))
+    return _with_mirror(upload.route, manifest, ready=False)
 
 
-def completion_writes(
-    upload: Upload, processed: Any, variants: Mapping[str, Mapping[str, Any]], settings: Settings
-) -> dict[str, Any]:
-    """Field updates for a completed result; the app shows the largest variant."""
-    return {
-        "visuals.showcaseProcessingStatus": COMPLETE,
-        "visuals.isShowcaseProcessed": True,
-        "visuals.showcaseImageUrl": variants[_largest(variants, settings)]["url"],
-        "visuals.showcase": _showcase(
-            source_record(upload, processed.source), dict(variants), processed.placeholder.as_record(), None
-        ),
-    }
+def completion_writes(upload: Upload, processed: ProcessedImage, stored: StoredVariants) -> dict[str, Any]:
+    """Field updates for a completed result; the app shows the largest variant in the primary format."""
+    route = upload.route
+    primary = route.imaging.primary.format.value
+    manifest = _manifest(
+        COMPLETE,
+        source_record(upload, processed.source),
+        variants={name: variant_record(formats, primary) for name, formats in stored.items()},
+        srcset=srcsets(stored, route.imaging.largest_variant.name),
+        placeholder=processed.placeholder.as_record(),
+    )
+    url = stored[route.imaging.largest_variant.name][primary].url
+    return _with_mirror(route, manifest, ready=True, url=url)
 
 
 def failure_writes(upload: Upload, failure: PermanentError) -> dict[str, Any]:
     """Field updates for a failed result: no image URL, the error's code and message."""
-    return {
-        "visuals.showcaseProcessingStatus": FAILED,
-        "visuals.isShowcaseProcessed": False,
-        "visuals.showcaseImageUrl": None,
-        "visuals.showcase": _showcase(source_record(upload), {}, None, failure.as_record()),
-    }
+    manifest = _manifest(FAILED, source_record(upload), error=failure.as_record())
+    return _with_mirror(upload.route, manifest, ready=False, url=None)
 
 
-def _showcase(source: dict, variants: dict, placeholder: dict | None, error: Mapping | None) -> dict[str, Any]:
-    """The whole `visuals.showcase` map, replaced at once so no field of an older result survives."""
+_KEEP = object()
+
+
+def _with_mirror(route: Route, manifest: dict[str, Any], ready: bool, url: Any = _KEEP) -> dict[str, Any]:
+    """The manifest at `{field}` and the mirrored fields, written in the same transaction."""
+    writes: dict[str, Any] = {}
+    mirror = route.mirror
+    if mirror.status is not None:
+        writes[mirror.status] = manifest["status"]
+    if mirror.ready is not None:
+        writes[mirror.ready] = ready
+    if mirror.url is not None and url is not _KEEP:
+        writes[mirror.url] = url
+    writes[route.field] = manifest
+    return writes
+
+
+def _manifest(
+    status: str,
+    source: dict[str, Any],
+    variants: dict[str, Any] | None = None,
+    srcset: dict[str, str] | None = None,
+    placeholder: dict[str, str] | None = None,
+    error: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The whole manifest map, replaced at once so no field of an older result survives."""
     return {
+        "status": status,
         "source": source,
-        "variants": variants,
+        "variants": variants or {},
+        "srcset": srcset or {},
         "placeholder": placeholder,
         "error": dict(error) if error else None,
         "updatedAt": SERVER_TIME,
     }
 
 
-def _largest(variants: Mapping[str, Mapping[str, Any]], settings: Settings) -> str:
-    """The configured largest variant's name, or the one with the most pixels if it is absent."""
-    name = settings.imaging.largest_variant.name
-    if name in variants:
-        return name
-    return max(variants, key=lambda key: variants[key]["width"] * variants[key]["height"])
+def variant_record(formats: Mapping[str, StoredImage], primary: str) -> dict[str, Any]:
+    """`variants.{name}`: the primary format's object at the top (as before routes), every format under `formats`."""
+    main = formats[primary]
+    record: dict[str, Any] = {
+        "path": main.path,
+        "url": main.url,
+        "width": main.width,
+        "height": main.height,
+        "bytes": main.bytes,
+        "contentType": main.content_type,
+        "formats": {name: stored.as_record() for name, stored in formats.items()},
+    }
+    if main.same_as is not None:
+        record["sameAs"] = main.same_as
+    return record
+
+
+def srcsets(stored: StoredVariants, largest: str) -> dict[str, str]:
+    """Per format, `"URL 256w, URL 1024w"`: ascending, one per distinct stored width, the largest's aspect only."""
+    reference = next(iter(stored[largest].values()))
+    result = {}
+    for output_format in stored[largest]:
+        widths: dict[int, str] = {}
+        for formats in stored.values():
+            image = formats[output_format]
+            if _same_aspect(image, reference):
+                widths.setdefault(image.width, image.url)
+        result[output_format] = ", ".join(f"{widths[width]} {width}w" for width in sorted(widths))
+    return result
+
+
+def _same_aspect(image: StoredImage, reference: StoredImage) -> bool:
+    # Sizes are rounded to whole pixels: equal aspect means within one pixel of the reference's shape.
+    return abs(image.width * reference.height - image.height * reference.width) <= max(reference.width, reference.height)

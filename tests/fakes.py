@@ -11,9 +11,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 from image_pipeline.errors import ImageRejected, RejectionCode, TransientError
-from image_pipeline.imaging.results import EncodedVariant, Placeholder, ProcessedImage, SourceFacts
+from image_pipeline.results import EncodedImage, Placeholder, ProcessedImage, RenderedVariant, SourceFacts
 from image_pipeline.ports import Decide, Decision, ServerTime
-from image_pipeline.settings import ImagingOptions
+from image_pipeline.options import ImagingOptions
 
 COMMIT_TIME = datetime(2030, 1, 1, tzinfo=timezone.utc)
 NOT_AN_IMAGE = b"this is not an image"
@@ -86,25 +86,25 @@ class MemoryObjects:
 
 
 @dataclass
-class MemoryCharacters:
-    """CharacterStore in memory; a lock stands in for the transaction."""
+class MemoryDocuments:
+    """DocumentStore in memory, keyed by document path; a lock stands in for the transaction."""
 
     documents: dict[str, dict[str, Any]] = field(default_factory=dict)
     writes: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def transact(self, character_id: str, decide: Decide) -> Decision:
+    def transact(self, path: str, decide: Decide) -> Decision:
         with self._lock:
-            document = self.documents.get(character_id)
+            document = self.documents.get(path)
             decision = decide(copy.deepcopy(document))
             if decision.writes:
                 self.writes += 1
-                apply_field_paths(self.documents[character_id], decision.writes)
+                apply_field_paths(self.documents.setdefault(path, {}), decision.writes)
             return decision
 
-    def get(self, character_id: str) -> dict[str, Any] | None:
+    def get(self, path: str) -> dict[str, Any] | None:
         with self._lock:
-            return copy.deepcopy(self.documents.get(character_id))
+            return copy.deepcopy(self.documents.get(path))
 
 
 def apply_field_paths(document: dict[str, Any], writes: Mapping[str, Any]) -> None:
@@ -125,7 +125,7 @@ def _fill_server_time(value: Any) -> Any:
     return value
 
 
-def fake_process(data: bytes, options: ImagingOptions) -> ProcessedImage:
+def fake_make_variants(data: bytes, options: ImagingOptions) -> ProcessedImage:
     """A stand-in for the imaging core: a 4000x3000 source scaled to each variant, or a rejection."""
     if data == NOT_AN_IMAGE:
         raise ImageRejected(RejectionCode.UNSUPPORTED_FORMAT, "not an image (fake)")
@@ -133,12 +133,14 @@ def fake_process(data: bytes, options: ImagingOptions) -> ProcessedImage:
     variants = []
     for variant in options.variants:
         scale = min(1.0, variant.max_edge / max(width, height))
-        variants.append(
-            EncodedVariant(
-                variant.name, round(width * scale), round(height * scale), "webp", "image/webp", "webp",
-                f"{variant.name}:{data[:8]!r}".encode(),
-            )
+        size = round(width * scale), round(height * scale)
+        # Bytes grow with the size, as real encodings do (so the never-bigger rule keeps every variant).
+        encodings = tuple(
+            EncodedImage(encoding.format.value, encoding.format.content_type, encoding.format.extension,
+                         f"{variant.name}:{encoding.format.value}:{data[:8]!r}".encode().ljust(size[0], b"."))
+            for encoding in options.encodings
         )  # fmt: skip
+        variants.append(RenderedVariant(variant.name, *size, encodings))
     return ProcessedImage(
         SourceFacts("JPEG", width, height, len(data), 1), tuple(variants), Placeholder("#336699", "LKO2?U%2Tw=w]~RBVZRi};RPxuwH")
     )

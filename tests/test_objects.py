@@ -59,10 +59,10 @@ def test_a_source_upload_is_parsed_from_the_event() -> None:
         size=1234,
         content_type="image/png",
         content_encoding="gzip",
-        uid="user_1",
-        character_id="Char-9",
-        file_name="My Photo.JPG",
+        route=SETTINGS.routes[0],
+        values={"uid": "user_1", "characterId": "Char-9", "file": "My Photo.JPG", "stem": "My_Photo"},
     )
+    assert (upload.document, upload.file_name) == ("characters/Char-9", "My Photo.JPG")
 
 
 @pytest.mark.parametrize(
@@ -101,7 +101,7 @@ def test_an_event_time_in_the_future_counts_as_now(future) -> None:
 def test_output_names_are_deterministic_safe_and_carry_generation_and_variant(file_name: str, expected: str) -> None:
     upload = classify("e", None, resource(f"raw-uploads/u/c/{file_name}"), SETTINGS)
 
-    assert output_path(upload, "large", "webp", SETTINGS) == expected
+    assert output_path(upload, "large", "webp") == expected
 
 
 @pytest.mark.parametrize(

@@ -11,12 +11,14 @@ import pytest
 from image_pipeline.errors import DocumentNotYetCreated, TransientError
 from image_pipeline.objects import Upload, classify
 from image_pipeline.settings import DeleteOriginal, Settings
-from image_pipeline.usecase import Dependencies, Outcome, Trace, handle_upload
-from tests.fakes import COMMIT_TIME, NOT_AN_IMAGE, MemoryCharacters, MemoryObjects, fake_process
+from image_pipeline.ports import Outcome
+from image_pipeline.usecase import Dependencies, Trace, handle_upload
+from tests.fakes import COMMIT_TIME, NOT_AN_IMAGE, MemoryDocuments, MemoryObjects, fake_make_variants
 
 BUCKET = "app.appspot.com"
 NOW = datetime(2025, 1, 1, 12, 0, tzinfo=timezone.utc)
 SOURCE = "raw-uploads/user-1/char-1/portrait.jpg"
+DOCUMENT = "characters/char-1"
 SETTINGS = Settings()
 
 
@@ -25,7 +27,7 @@ class World:
 
     def __init__(self, document: dict[str, Any] | None = None, data: bytes = b"jpeg bytes", settings: Settings = SETTINGS):
         self.objects = MemoryObjects()
-        self.characters = MemoryCharacters({"char-1": document} if document is not None else {})
+        self.documents = MemoryDocuments({DOCUMENT: document} if document is not None else {})
         self.settings = settings
         self.generation = self.objects.put(BUCKET, SOURCE, data)
         self.data = data
@@ -40,19 +42,19 @@ class World:
 
     def run(self, upload: Upload) -> Outcome:
         """Handle the upload as the function would."""
-        deps = Dependencies(self.objects, self.characters, fake_process, lambda: NOW)
+        deps = Dependencies(self.objects, self.documents, fake_make_variants, lambda: NOW)
         return handle_upload(upload, self.settings, deps, Trace())
 
     @property
     def document(self) -> dict[str, Any]:
-        return self.characters.documents["char-1"]
+        return self.documents.documents[DOCUMENT]
 
     @property
     def visuals(self) -> dict[str, Any]:
         return self.document.get("visuals", {})
 
     def outputs(self) -> list[str]:
-        return self.objects.names(SETTINGS.output_prefix)
+        return self.objects.names("showcase-images/")
 
 
 def owned(**visuals: Any) -> dict[str, Any]:
@@ -101,12 +103,12 @@ def test_happy_path_records_every_field_and_writes_the_variants() -> None:
 )
 def test_refused_events_write_nothing_and_make_no_outputs(document, age: int, outcome: Outcome) -> None:
     world = World(document)
-    before = dict(world.characters.documents)
+    before = dict(world.documents.documents)
 
     assert world.run(world.upload(timedelta(seconds=age))) is outcome
 
-    assert world.characters.documents == before
-    assert (world.characters.writes, world.objects.downloads, world.outputs()) == (0, 0, [])
+    assert world.documents.documents == before
+    assert (world.documents.writes, world.objects.downloads, world.outputs()) == (0, 0, [])
 
 
 @pytest.mark.parametrize(
@@ -126,7 +128,7 @@ def test_settled_or_newer_results_are_left_alone(offset: int, status: str, outco
     assert world.run(world.upload()) is outcome
 
     assert world.visuals == before
-    assert (world.characters.writes, world.objects.downloads, world.outputs()) == (0, 0, [])
+    assert (world.documents.writes, world.objects.downloads, world.outputs()) == (0, 0, [])
 
 
 @pytest.mark.parametrize(
@@ -233,7 +235,9 @@ def test_a_retry_reuses_outputs_written_by_the_interrupted_attempt() -> None:
     world = World(owned())
     world.run(world.upload())
     first = world.visuals["showcase"]["variants"]
-    world.document["visuals"]["showcaseProcessingStatus"] = "finalizing"  # as if the attempt died before recording
+    # As if the attempt died before recording: both the manifest's status and its mirror still say finalizing.
+    world.document["visuals"]["showcaseProcessingStatus"] = "finalizing"
+    world.document["visuals"]["showcase"]["status"] = "finalizing"
 
     assert world.run(world.upload()) is Outcome.COMPLETE
 

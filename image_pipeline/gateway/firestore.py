@@ -1,4 +1,4 @@
-"""CharacterStore on google-cloud-firestore: every decision and its writes in one transaction, all RPCs bounded."""
+"""DocumentStore on google-cloud-firestore: every decision and its writes in one transaction, all RPCs bounded."""
 
 from __future__ import annotations
 
@@ -17,26 +17,28 @@ from image_pipeline.ports import Decide, Decision, ServerTime
 TRANSACTION_ATTEMPTS = 5
 
 
-class FirestoreCharacters:
-    """The CharacterStore port over a Firestore client (ADC in the cloud, FIRESTORE_EMULATOR_HOST locally)."""
+class FirestoreDocuments:
+    """The DocumentStore port over a Firestore client (ADC in the cloud, FIRESTORE_EMULATOR_HOST locally)."""
 
-    def __init__(self, client: firestore.Client, collection: str) -> None:
+    def __init__(self, client: firestore.Client) -> None:
         self._client = client
-        self._collection = collection
 
-    def transact(self, character_id: str, decide: Decide) -> Decision:
-        """Read `characters/{id}`, decide, and write the decision's updates in the same transaction."""
-        reference = self._client.collection(self._collection).document(character_id)
+    def transact(self, path: str, decide: Decide) -> Decision:
+        """Read the document at `path`, decide, and write the decision's updates in the same transaction."""
+        reference = self._client.document(path)
 
         @firestore.transactional
         def read_decide_write(transaction: firestore.Transaction) -> Decision:
             snapshot = reference.get(transaction=transaction)
             decision = decide(snapshot.to_dict() if snapshot.exists else None)
-            if decision.writes:
+            if decision.writes and snapshot.exists:
                 transaction.update(reference, with_server_time(decision.writes))
+            elif decision.writes:
+                # The transaction read the document as missing, so a concurrent creation aborts and retries it.
+                transaction.create(reference, with_server_time(nested(decision.writes)))
             return decision
 
-        with transient_on_outage(f"transaction on {self._collection}/{character_id}"):
+        with transient_on_outage(f"transaction on {path}"):
             try:
                 return read_decide_write(self._client.transaction(max_attempts=TRANSACTION_ATTEMPTS))
             except ValueError as error:
@@ -44,15 +46,26 @@ class FirestoreCharacters:
                 # begin_transaction as the ValueError of its own rollback; the real cause is chained.
                 cause = error.__cause__ or error.__context__
                 if isinstance(cause, TRANSIENT):
-                    raise TransientError(f"transaction on {self._collection}/{character_id}: {cause!r}") from cause
+                    raise TransientError(f"transaction on {path}: {cause!r}") from cause
                 raise
 
-    def get(self, character_id: str) -> Mapping[str, Any] | None:
-        """`characters/{id}` as stored now, or None; one read, no transaction."""
-        reference = self._client.collection(self._collection).document(character_id)
-        with transient_on_outage(f"read {self._collection}/{character_id}"):
-            snapshot = reference.get()
+    def get(self, path: str) -> Mapping[str, Any] | None:
+        """The document at `path` as stored now, or None; one read, no transaction."""
+        with transient_on_outage(f"read {path}"):
+            snapshot = self._client.document(path).get()
         return snapshot.to_dict() if snapshot.exists else None
+
+
+def nested(writes: Mapping[str, Any]) -> dict[str, Any]:
+    """Dotted field-path updates as the nested maps of a new document."""
+    document: dict[str, Any] = {}
+    for path, value in writes.items():
+        *parents, leaf = path.split(".")
+        target = document
+        for part in parents:
+            target = target.setdefault(part, {})
+        target[leaf] = value
+    return document
 
 
 def with_server_time(value: Any) -> Any:
@@ -88,8 +101,8 @@ def bound_rpcs(client: firestore.Client, timeout_s: float, retry_s: float) -> No
         )
 
 
-def connect(collection: str, timeout_s: float, retry_s: float) -> FirestoreCharacters:
-    """A FirestoreCharacters on a new client: Application Default Credentials, or anonymous against the emulator."""
+def connect(timeout_s: float, retry_s: float) -> FirestoreDocuments:
+    """A FirestoreDocuments on a new client: Application Default Credentials, or anonymous against the emulator."""
     client = firestore.Client()
     bound_rpcs(client, timeout_s, retry_s)
-    return FirestoreCharacters(client, collection)
+    return FirestoreDocuments(client)

@@ -1,0 +1,242 @@
+"""Routes: which uploads are sources, which document records each one, and what is made of it. Standard library only.
+
+A route is the whole layout of one kind of upload: a `match` pattern over object names, the document and field the
+manifest goes to, the fields that must equal captures (the owner check), the output folder and what to make. The
+table is validated once at start-up, so that a running function never meets a malformed route.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from types import MappingProxyType
+
+from image_pipeline.errors import ConfigurationError
+from image_pipeline.options import ImagingOptions
+
+# fullmatch, not match with `$`: `$` also matches before a trailing newline ("user\n" would pass).
+CAPTURE_VALUE = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_LITERAL_SEGMENT = re.compile(r"[A-Za-z0-9_.-]+")
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+_CAPTURE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,31}")
+_UNSAFE_STEM_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
+_MAX_STEM = 64
+STEM = "stem"
+DEFAULT_CACHE_CONTROL = "public, max-age=31536000, immutable"
+
+
+class MissingDocument(str, Enum):
+    """What to do when the route's document does not exist."""
+
+    WAIT = "wait"  # the app may create it after uploading: retry while the event is young
+    CREATE = "create"
+
+
+class DeleteOriginal(str, Enum):
+    """Whether the uploaded source is deleted once its variants are recorded."""
+
+    NEVER = "never"
+    ON_SUCCESS = "on_success"
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """An object-name pattern: `/`-separated segments, each a literal or exactly one `{capture}`; the last a capture.
+
+    Captures before the last take 1-128 characters of A-Z a-z 0-9 _ -; the last is the file name (dots allowed).
+    """
+
+    text: str
+    segments: tuple[str, ...]
+    captures: tuple[str | None, ...]  # the capture name of each segment, None for a literal
+
+    @classmethod
+    def parse(cls, text: str) -> Pattern:
+        """Parse and validate a `match` pattern; ValueError says what is wrong."""
+        segments = tuple(text.split("/"))
+        captures = tuple(_capture_of(segment) for segment in segments)
+        if captures[-1] is None:
+            raise ValueError("the last segment must be a {capture} (the file name)")
+        named = [name for name in captures if name is not None]
+        if len(set(named)) != len(named):
+            raise ValueError("each capture name may appear once")
+        if STEM in named:
+            raise ValueError("{stem} is reserved (the cleaned file name); name the capture differently")
+        return cls(text, segments, captures)
+
+    @property
+    def file_capture(self) -> str:
+        """The name of the last capture: the file name."""
+        return self.captures[-1] or ""
+
+    @property
+    def literal_prefix(self) -> str:
+        """The literal folders before the first capture: where a listing of this route's sources starts."""
+        prefix = []
+        for segment, capture in zip(self.segments, self.captures, strict=True):
+            if capture is not None:
+                break
+            prefix.append(segment + "/")
+        return "".join(prefix)
+
+    def match(self, name: str) -> dict[str, str] | None:
+        """The captures if `name` fits this pattern, else None."""
+        parts = name.split("/")
+        if len(parts) != len(self.segments):
+            return None
+        *folders, file_name = parts
+        values: dict[str, str] = {}
+        for part, segment, capture in zip(folders, self.segments, self.captures, strict=False):
+            if capture is None and part != segment:
+                return None
+            if capture is not None:
+                if not CAPTURE_VALUE.fullmatch(part):
+                    return None
+                values[capture] = part
+        if file_name in ("", ".", "..") or not file_name.isprintable():
+            return None
+        values[self.file_capture] = file_name
+        return values
+
+
+def _capture_of(segment: str) -> str | None:
+    """The capture name of a `{name}` segment, None for a literal; ValueError for anything else."""
+    if segment.startswith("{") and segment.endswith("}"):
+        name = segment[1:-1]
+        if not _CAPTURE_NAME.fullmatch(name):
+            raise ValueError(f"capture {segment!r} must be {{name}} with a name of A-Z a-z 0-9 _")
+        return name
+    if "{" in segment or "}" in segment:
+        raise ValueError(f"segment {segment!r} must be a literal or exactly one {{capture}}")
+    if not _LITERAL_SEGMENT.fullmatch(segment) or segment in (".", ".."):
+        raise ValueError(f"segment {segment!r} must be 1 or more of A-Z a-z 0-9 _ . - (and not a dot segment)")
+    return None
+
+
+@dataclass(frozen=True)
+class Template:
+    """A name made from captures and {stem}: a document path, an output folder or a required value."""
+
+    text: str
+
+    def placeholders(self) -> tuple[str, ...]:
+        """The names between braces, in order."""
+        return tuple(_PLACEHOLDER.findall(self.text))
+
+    def render(self, values: Mapping[str, str]) -> str:
+        """The text with each {name} replaced by its value."""
+        return _PLACEHOLDER.sub(lambda found: values[found.group(1)], self.text)
+
+    def as_pattern(self) -> re.Pattern[str]:
+        """What rendered names can look like: each placeholder stands for 1 or more of A-Z a-z 0-9 _ -."""
+        pieces = _PLACEHOLDER.split(self.text)
+        # split() alternates literal text and placeholder names.
+        return re.compile("".join(re.escape(piece) if i % 2 == 0 else "[A-Za-z0-9_-]+" for i, piece in enumerate(pieces)))
+
+
+@dataclass(frozen=True)
+class Mirror:
+    """Document fields an app already reads, kept in step with the manifest (all optional)."""
+
+    status: str | None = None
+    url: str | None = None
+    ready: str | None = None
+
+
+@dataclass(frozen=True)
+class Route:
+    """One upload layout: where sources are, where their manifest goes, and what is made of them."""
+
+    name: str
+    match: Pattern
+    document: Template
+    field: str
+    output: Template
+    imaging: ImagingOptions
+    require: Mapping[str, Template] = field(default_factory=lambda: MappingProxyType({}))
+    missing: MissingDocument = MissingDocument.WAIT
+    owner: str | None = None
+    mirror: Mirror = Mirror()
+    cache_control: str = DEFAULT_CACHE_CONTROL
+    delete_original: DeleteOriginal = DeleteOriginal.NEVER
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        """Refuse a route whose parts contradict each other; ValueError names the key."""
+        known = {name for name in self.match.captures if name is not None} - {self.match.file_capture}
+        known.add(STEM)
+        for key, template in (("document", self.document), ("output", self.output), *self._require_items()):
+            unknown = [name for name in template.placeholders() if name not in known]
+            if unknown:
+                raise ValueError(f"{key}: unknown placeholder {{{unknown[0]}}} (known: {', '.join(sorted(known))}; "
+                                 f"the file name itself cannot be used, {{stem}} is its cleaned form)")  # fmt: skip
+        segments = self.document.text.split("/")
+        if len(segments) % 2 or any(not segment for segment in segments):
+            raise ValueError("document: a document path has an even number of non-empty segments (collection/id)")
+        if not self.output.text.endswith("/") or self.output.text.startswith("/") or "//" in self.output.text:
+            raise ValueError("output: a folder like 'thumbs/{uid}/' (ending in '/', no empty segment)")
+        if self.owner is not None and self.owner not in known - {STEM}:
+            raise ValueError(f"owner: {self.owner!r} is not a capture of match (known: {', '.join(sorted(known - {STEM}))})")
+        if self.missing is MissingDocument.CREATE and self.require:
+            raise ValueError('missing: "create" with "require" is refused: the first uploader would own the document')
+
+    def _require_items(self) -> tuple[tuple[str, Template], ...]:
+        return tuple((f"require.{path}", template) for path, template in self.require.items())
+
+    def values(self, captures: Mapping[str, str], file_name: str) -> dict[str, str]:
+        """The captures plus {stem}: everything a template of this route may name."""
+        return {**captures, STEM: clean_stem(file_name)}
+
+    def outputs_could_match(self, other: Route) -> bool:
+        """Whether an object this route writes could fit `other`'s match pattern (a loop)."""
+        folders = self.output.text[:-1].split("/")
+        if len(folders) + 1 != len(other.match.segments):
+            return False
+        for folder, segment, capture in zip(folders, other.match.segments, other.match.captures, strict=False):
+            if not _segments_intersect(Template(folder), segment, capture):
+                return False
+        # The last segment of a match is a capture that takes any file name, so ours fits it.
+        return True
+
+
+def _segments_intersect(folder: Template, segment: str, capture: str | None) -> bool:
+    """Whether one output folder segment could equal one match segment (conservatively: when unsure, yes)."""
+    if capture is None:
+        return folder.as_pattern().fullmatch(segment) is not None
+    if not folder.placeholders():
+        return CAPTURE_VALUE.fullmatch(folder.text) is not None
+    literal = _PLACEHOLDER.sub("", folder.text)
+    return all(CAPTURE_VALUE.fullmatch(char) for char in literal)
+
+
+def clean_stem(file_name: str) -> str:
+    """The file name without its extension, cut to 64 of A-Z a-z 0-9 _ - ('image' if nothing is left)."""
+    stem = file_name.rsplit(".", 1)[0] if "." in file_name[1:] else file_name
+    return _UNSAFE_STEM_CHARS.sub("_", stem)[:_MAX_STEM].strip("_") or "image"
+
+
+def output_file_name(stem: str, generation: int, variant: str, extension: str) -> str:
+    """`{stem}-{generation}-{variant}.{ext}`: deterministic, so a retry of a generation writes the same names."""
+    return f"{stem}-{generation}-{variant}.{extension}"
+
+
+def check_table(routes: tuple[Route, ...]) -> None:
+    """Refuse a table with repeated names, or where an output of any route could be taken as a source (a loop)."""
+    if not routes:
+        raise ConfigurationError("no routes: a routes file needs at least one [[route]]")
+    names = [route.name for route in routes]
+    for name in names:
+        if names.count(name) > 1:
+            raise ConfigurationError(f"route {name!r}: name: used by more than one route")
+    for writer in routes:
+        for reader in routes:
+            if writer.outputs_could_match(reader):
+                raise ConfigurationError(
+                    f"route {writer.name!r}: output {writer.output.text!r} could match route {reader.name!r}'s "
+                    f"match {reader.match.text!r}: its outputs would trigger the function again"
+                )
+
