@@ -20,9 +20,10 @@ from image_pipeline.batch.plan import Plan, Shard, shard_of
 from image_pipeline.batch.run import Action, Backfill, Report, Tally
 from image_pipeline.commands.progress import Progress, progress_status, progress_text
 from image_pipeline.errors import TransientError
+from image_pipeline.ports import Outcome
 from image_pipeline.settings import Settings
 from image_pipeline.usecase import Dependencies
-from tests.fakes import NOT_AN_IMAGE, MemoryCharacters, MemoryObjects, fake_process
+from tests.fakes import NOT_AN_IMAGE, MemoryDocuments, MemoryObjects, fake_make_variants
 
 BUCKET = "app.appspot.com"
 NOW = datetime(2025, 1, 1, 12, 0, tzinfo=timezone.utc)
@@ -40,62 +41,62 @@ class World:
 
     def __init__(self, count: int = 8, non_images: tuple[int, ...] = (), objects: MemoryObjects | None = None) -> None:
         self.objects = objects or MemoryObjects()
-        self.characters = MemoryCharacters()
+        self.documents = MemoryDocuments()
         for index in range(count):
-            self.characters.documents[f"char-{index}"] = {"meta": {"userId": f"user-{index % 3}"}}
+            self.documents.documents[f"characters/char-{index}"] = {"meta": {"userId": f"user-{index % 3}"}}
             self.objects.put(BUCKET, source(index), NOT_AN_IMAGE if index in non_images else b"jpeg %d" % index)
         self.names = [source(index) for index in range(count)]
 
     def deps(self) -> Dependencies:
-        return Dependencies(self.objects, self.characters, fake_process, lambda: NOW)
+        return Dependencies(self.objects, self.documents, fake_make_variants, lambda: NOW)
 
     def run(self, **plan: Any) -> dict[str, Any]:
         """One backfill run; returns its summary."""
-        return Backfill(Plan(BUCKET, "raw-uploads/", backoff_s=0.001, **plan), SETTINGS, self.deps()).run()
+        return Backfill(Plan(BUCKET, ("raw-uploads/",), backoff_s=0.001, **plan), SETTINGS, self.deps()).run()
 
     def status(self, index: int) -> str | None:
-        return self.characters.documents[f"char-{index}"].get("visuals", {}).get("showcaseProcessingStatus")
+        return self.documents.documents[f"characters/char-{index}"].get("visuals", {}).get("showcaseProcessingStatus")
 
 
 @pytest.mark.parametrize("concurrency", [1, 4])
 def test_pending_objects_are_processed_and_a_second_run_does_nothing(concurrency: int) -> None:
     world = World(8)
-    Backfill(Plan(BUCKET, source(2)), SETTINGS, world.deps()).run()
+    Backfill(Plan(BUCKET, (source(2),)), SETTINGS, world.deps()).run()
 
     first = world.run(concurrency=concurrency)
-    writes, downloads = world.characters.writes, world.objects.downloads
+    writes, downloads = world.documents.writes, world.objects.downloads
     second = world.run(concurrency=concurrency)
 
     assert (first["listed"], first["skipped_done"], first["processed"], first["complete"]) == (8, 1, 7, 7)
     assert [world.status(index) for index in range(8)] == ["complete"] * 8
     assert (second["listed"], second["skipped_done"], second["processed"]) == (8, 8, 0)
-    assert (world.characters.writes, world.objects.downloads) == (writes, downloads)
+    assert (world.documents.writes, world.objects.downloads) == (writes, downloads)
 
 
 def test_force_reprocesses_settled_generations() -> None:
     world = World(4)
     world.run()
-    writes = world.characters.writes
+    writes = world.documents.writes
 
     forced = world.run(force=True)
 
     assert (forced["skipped_done"], forced["processed"], forced["complete"]) == (0, 4, 4)
-    assert world.characters.writes == writes + 2 * 4  # a claim and a settle each
+    assert world.documents.writes == writes + 2 * 4  # a claim and a settle each
     assert [world.status(index) for index in range(4)] == ["complete"] * 4
 
 
 def test_a_dry_run_writes_nothing_and_names_what_it_would_process() -> None:
     world = World(5)
-    Backfill(Plan(BUCKET, source(0)), SETTINGS, world.deps()).run()
-    writes, creates, downloads = world.characters.writes, world.objects.creates, world.objects.downloads
+    Backfill(Plan(BUCKET, (source(0),)), SETTINGS, world.deps()).run()
+    writes, creates, downloads = world.documents.writes, world.objects.creates, world.objects.downloads
     seen: list[str] = []
 
-    summary = Backfill(Plan(BUCKET, "raw-uploads/", dry_run=True), SETTINGS, world.deps(),
+    summary = Backfill(Plan(BUCKET, ("raw-uploads/",), dry_run=True), SETTINGS, world.deps(),
                        lambda report, tally: seen.append(report.name)).run()  # fmt: skip
 
     assert (summary["would_process"], summary["skipped_done"], summary["processed"]) == (4, 1, 0)
     assert sorted(seen) == sorted(world.names)
-    assert (world.characters.writes, world.objects.creates, world.objects.downloads) == (writes, creates, downloads)
+    assert (world.documents.writes, world.objects.creates, world.objects.downloads) == (writes, creates, downloads)
 
 
 @pytest.mark.parametrize("limit", [1, 3])
@@ -116,7 +117,7 @@ def test_shards_partition_the_objects_exactly(count: int) -> None:
     shares: list[set[str]] = []
     for index in range(count):
         names: set[str] = set()
-        Backfill(Plan(BUCKET, "raw-uploads/", Shard(index, count)), SETTINGS, world.deps(),
+        Backfill(Plan(BUCKET, ("raw-uploads/",), shard=Shard(index, count)), SETTINGS, world.deps(),
                  lambda report, tally, names=names: names.add(report.name)).run()  # fmt: skip
         shares.append(names)
 
@@ -144,7 +145,7 @@ def test_a_non_image_ends_failed_with_its_code() -> None:
     summary = world.run()
 
     assert (summary["complete"], summary["failed"]) == (2, {"unsupported_format": 1})
-    assert world.characters.documents["char-1"]["visuals"]["showcase"]["error"]["code"] == "unsupported_format"
+    assert world.documents.documents["characters/char-1"]["visuals"]["showcase"]["error"]["code"] == "unsupported_format"
 
 
 class FlakyObjects(MemoryObjects):
@@ -187,12 +188,12 @@ def test_a_transient_fault_on_one_object_does_not_stop_the_run(failures: int, er
 def test_objects_the_function_would_not_process_are_skipped_untouched(document, name: str, skip: str) -> None:
     world = World(0)
     if document is not None:
-        world.characters.documents["char-0"] = document
+        world.documents.documents["characters/char-0"] = document
     world.objects.put(BUCKET, name, b"jpeg")
 
     summary = world.run()
 
-    assert (summary["skipped"], summary["processed"], world.characters.writes) == ({skip: 1}, 0, 0)
+    assert (summary["skipped"], summary["processed"], world.documents.writes) == ({skip: 1}, 0, 0)
 
 
 class InterruptedListing(MemoryObjects):
@@ -258,7 +259,7 @@ class Clock:
 def test_on_a_terminal_the_bar_is_redrawn_in_place_under_log_lines() -> None:
     stream, clock, tally = io.StringIO(), Clock(), Tally(total=4)
     progress = Progress(stream, interactive=True, interval_s=0.2, limit=None, clock=clock)
-    tally.record(Report("a", "1", Action.DONE))
+    tally.record(Report("a", "1", Action.SKIPPED, Outcome.DUPLICATE))
     clock.now = 1.0
     progress.update(tally)
     progress.update(tally)  # within the interval: nothing drawn
@@ -390,8 +391,8 @@ def test_a_storage_fault_on_one_object_on_emulators_is_retried(seeded) -> None:
                 raise TransientError("injected 503")
             return real.objects.download(bucket, name, generation)
 
-    deps = Dependencies(Flaky(), real.characters, real.process, real.now)
-    plan = Plan(os.environ["BUCKET"], "raw-uploads/", backoff_s=0.01)
+    deps = Dependencies(Flaky(), real.documents, real.make_variants, real.now)
+    plan = Plan(os.environ["BUCKET"], ("raw-uploads/",), backoff_s=0.01)
 
     summary = Backfill(plan, settings, deps).run()
 

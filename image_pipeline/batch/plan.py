@@ -39,7 +39,10 @@ class Plan:
     """What one run does: where to list, which share to take, and how."""
 
     bucket: str
-    prefix: str
+    # Listed one after the other; none is inside another, so no object is examined twice.
+    prefixes: tuple[str, ...]
+    # Route names to process (empty: every route); objects of other routes are skipped.
+    routes: tuple[str, ...] = ()
     shard: Shard = Shard()
     force: bool = False
     dry_run: bool = False
@@ -75,3 +78,9 @@ class Budget:
 def owned(resources: Iterable[Mapping[str, Any]], shard: Shard) -> Iterator[Mapping[str, Any]]:
     """The listed objects that belong to this shard."""
     return (resource for resource in resources if shard.owns(str(resource.get("name", ""))))
+
+
+def listing_prefixes(prefixes: Iterable[str]) -> tuple[str, ...]:
+    """The prefixes to list, without any that another one already covers."""
+    unique = sorted(set(prefixes))
+    return tuple(prefix for prefix in unique if not any(prefix != other and prefix.startswith(other) for other in unique))

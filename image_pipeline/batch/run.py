@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -18,9 +18,9 @@ from image_pipeline.batch.retry import retrying
 from image_pipeline.errors import DocumentNotYetCreated
 from image_pipeline.logs import log
 from image_pipeline.objects import Skip, Upload, classify
-from image_pipeline.ports import Verdict
+from image_pipeline.ports import Outcome
 from image_pipeline.settings import Settings
-from image_pipeline.usecase import Dependencies, Outcome, Trace, guard, handle_upload
+from image_pipeline.usecase import Dependencies, Trace, guard, handle_upload
 
 T = TypeVar("T")
 
@@ -29,10 +29,8 @@ class Action(str, Enum):
     """What the backfill did with one listed object."""
 
     NOT_SOURCE = "not_a_source_upload"
-    DONE = "done"
-    SUPERSEDED = "superseded"
-    NOT_OWNER = "not_owner"
-    DOCUMENT_MISSING = "document_missing"
+    OTHER_ROUTE = "other_route"
+    SKIPPED = "skipped"  # the guard ended it without work; the report's outcome says why
     BEYOND_LIMIT = "beyond_limit"
     INTERRUPTED = "interrupted"
     WOULD_PROCESS = "would_process"
@@ -40,18 +38,12 @@ class Action(str, Enum):
     ERROR = "error"
 
 
-_SKIP_OF_VERDICT = {
-    Verdict.DONE: Action.DONE,
-    Verdict.SUPERSEDED: Action.SUPERSEDED,
-    Verdict.NOT_OWNER: Action.NOT_OWNER,
-    Verdict.MISSING: Action.DOCUMENT_MISSING,
-}
 _LOG_LEVEL = {Action.PROCESSED: logging.INFO, Action.WOULD_PROCESS: logging.INFO, Action.ERROR: logging.ERROR}
 
 
 @dataclass(frozen=True)
 class Report:
-    """One object's result, for the tally and its log line."""
+    """One object's result, for the tally and its log line; `outcome` is the use case's, or the guard's for a skip."""
 
     name: str
     generation: str | None
@@ -71,14 +63,18 @@ class Tally:
     total: int | None = None
     actions: Counter = field(default_factory=Counter)
     outcomes: Counter = field(default_factory=Counter)
+    skips: Counter = field(default_factory=Counter)  # guard outcome -> count
     failed: Counter = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def record(self, report: Report) -> None:
         """Count one finished object."""
         with self._lock:
-            self.actions[report.action] += 1
-            if report.outcome is not None:
+            if report.action is Action.SKIPPED and report.outcome is not None:
+                self.skips[report.outcome.value] += 1
+            else:
+                self.actions[report.action] += 1
+            if report.action is Action.PROCESSED and report.outcome is not None:
                 self.outcomes[report.outcome.value] += 1
             if report.outcome is Outcome.FAILED:
                 self.failed[report.code or "unknown"] += 1
@@ -87,23 +83,25 @@ class Tally:
         """The counts as plain numbers, read consistently."""
         with self._lock:
             actions = dict(self.actions)
+            skipped = {action.value: count for action, count in actions.items() if action in _SKIPS}
+            skipped.update(self.skips)
+            done = skipped.pop(Outcome.DUPLICATE.value, 0)
             return {
                 "listed": self.listed,
-                "examined": sum(actions.values()),
+                "examined": sum(actions.values()) + sum(self.skips.values()),
                 "total": self.total,
-                "skipped_done": actions.get(Action.DONE, 0),
+                "skipped_done": done,
                 "would_process": actions.get(Action.WOULD_PROCESS, 0),
                 "processed": actions.get(Action.PROCESSED, 0),
                 "complete": self.outcomes.get(Outcome.COMPLETE.value, 0),
                 "failed": dict(self.failed),
                 "errors": actions.get(Action.ERROR, 0),
-                "skipped": {action.value: count for action, count in actions.items() if action in _SKIPS},
+                "skipped": skipped,
                 "outcomes": dict(self.outcomes),
             }
 
 
-_SKIPS = (Action.NOT_SOURCE, Action.SUPERSEDED, Action.NOT_OWNER, Action.DOCUMENT_MISSING, Action.BEYOND_LIMIT,
-          Action.INTERRUPTED)  # fmt: skip
+_SKIPS = (Action.NOT_SOURCE, Action.OTHER_ROUTE, Action.BEYOND_LIMIT, Action.INTERRUPTED)
 
 
 class Backfill:
@@ -150,7 +148,7 @@ class Backfill:
 
     def _feed(self, pool: ThreadPoolExecutor) -> None:
         """Hand each object of this shard to the pool, waiting for a free slot first."""
-        for resource in owned(self.deps.objects.list_objects(self.plan.bucket, self.plan.prefix), self.plan.shard):
+        for resource in owned(self._listing(), self.plan.shard):
             if self.stop.is_set() or self._budget.exhausted:
                 return
             self._slots.acquire()
@@ -187,7 +185,7 @@ class Backfill:
         """Count this shard's objects with a second listing, so that the progress line can show an ETA."""
         total = 0
         try:
-            for _ in owned(self.deps.objects.list_objects(self.plan.bucket, self.plan.prefix), self.plan.shard):
+            for _ in owned(self._listing(), self.plan.shard):
                 if self._ended.is_set():
                     return
                 total += 1
@@ -205,7 +203,7 @@ class Backfill:
             action, outcome = self._examine(resource, trace)
             report = Report(name, generation, action, outcome, (trace.error or {}).get("code"), stage=trace.stage)
         except DocumentNotYetCreated:
-            report = Report(name, generation, Action.DOCUMENT_MISSING)
+            report = Report(name, generation, Action.SKIPPED, Outcome.DOCUMENT_MISSING)
         except Exception as error:
             detail = f"{type(error).__name__}: {error}"
             report = Report(name, generation, Action.ERROR, detail=detail, stage=trace.stage)
@@ -220,9 +218,11 @@ class Backfill:
         upload = self._event(resource)
         if isinstance(upload, Skip):
             return Action.NOT_SOURCE, None
-        verdict = self._retrying(upload, lambda: guard(self.deps.characters.get(upload.character_id), upload))
-        if verdict in _SKIP_OF_VERDICT and not (self.plan.force and verdict is Verdict.DONE):
-            return _SKIP_OF_VERDICT[verdict], None
+        if self.plan.routes and upload.route.name not in self.plan.routes:
+            return Action.OTHER_ROUTE, None
+        ends = self._retrying(upload, lambda: guard(self.deps.documents.get(upload.document), upload))
+        if ends is not None and not (self.plan.force and ends is Outcome.DUPLICATE):
+            return Action.SKIPPED, ends
         if not self._budget.take():
             return Action.BEYOND_LIMIT, None
         if self.plan.dry_run:
@@ -231,6 +231,11 @@ class Backfill:
             upload, lambda: handle_upload(upload, self.settings, self.deps, trace, reprocess=self.plan.force)
         )
         return Action.PROCESSED, outcome
+
+    def _listing(self) -> Iterator[Mapping[str, Any]]:
+        """Every object under the plan's prefixes, one prefix after the other."""
+        for prefix in self.plan.prefixes:
+            yield from self.deps.objects.list_objects(self.plan.bucket, prefix)
 
     def _event(self, resource: Mapping[str, Any]) -> Upload | Skip:
         """The event the function would have received for this object, timed now.
@@ -248,7 +253,7 @@ class Backfill:
     def _plan_fields(self) -> dict[str, Any]:
         """The plan, for log lines and the summary."""
         plan = self.plan
-        return {"bucket": plan.bucket, "prefix": plan.prefix, "shard": str(plan.shard), "dry_run": plan.dry_run,
+        return {"bucket": plan.bucket, "prefixes": list(plan.prefixes), "routes": list(plan.routes) or None, "shard": str(plan.shard), "dry_run": plan.dry_run,
                 "force": plan.force, "limit": plan.limit, "concurrency": plan.concurrency}  # fmt: skip
 
     def _summary(self, duration_s: float, interrupted: bool, listing_error: str | None) -> dict[str, Any]:

@@ -26,14 +26,17 @@ def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "backfill",
         help="process the uploads already in a bucket that have no result yet (resumable, sharded)",
-        description="List the objects under the source prefix and run the function's own use case on each one "
-        "whose character document has no result for its current generation (every one with --force). Settings "
+        description="List the objects under every route's source folder and run the function's own use case on each one "
+        "whose document has no result for its current generation (every one with --force). Settings "
         "come from the same environment variables as the function. Prints one JSON summary line on stdout; "
         "exits 0 when everything listed is done, 1 if an object ended failed or in error, 2 on a usage error, "
         "130 when interrupted (Ctrl-C or SIGTERM: objects in flight finish first, a rerun resumes).",
     )
     parser.add_argument("--bucket", help="the bucket to list (default: $BUCKET)")
-    parser.add_argument("--prefix", help="list only under this prefix, inside SOURCE_PREFIX (default: SOURCE_PREFIX)")
+    parser.add_argument("--route", metavar="NAME", help="process only this route's uploads (default: every route)")
+    parser.add_argument(
+        "--prefix", help="list only under this prefix, inside a route's sources (default: every route's folder)"
+    )
     parser.add_argument("--force", action="store_true", help="reprocess objects whose result is already recorded")
     parser.add_argument("--dry-run", action="store_true", help="print the objects it would process; write nothing")
     parser.add_argument("--limit", type=_positive, metavar="N", help="process at most N objects (done ones don't count)")
@@ -101,17 +104,24 @@ def run(args: argparse.Namespace) -> int:
 
 def make_plan(args: argparse.Namespace, settings: Any, environ: Mapping[str, str]) -> Any:
     """The run's plan from the flags, the environment and the settings."""
-    from image_pipeline.batch.plan import Plan
+    from image_pipeline.batch.plan import Plan, listing_prefixes
 
     bucket = args.bucket or environ.get("BUCKET", "").strip()
     if not bucket:
         raise UsageError("no bucket: pass --bucket or set BUCKET")
-    prefix = args.prefix if args.prefix is not None else settings.source_prefix
-    if not prefix.startswith(settings.source_prefix):
-        raise UsageError(f"--prefix {prefix!r} is not inside SOURCE_PREFIX {settings.source_prefix!r}")
+    routes = settings.routes
+    if args.route is not None:
+        routes = tuple(route for route in routes if route.name == args.route)
+        if not routes:
+            known = ", ".join(route.name for route in settings.routes)
+            raise UsageError(f"--route {args.route!r} is not a configured route (routes: {known})")
+    sources = [route.match.literal_prefix for route in routes]
+    if args.prefix is not None and not any(args.prefix.startswith(source) for source in sources):
+        raise UsageError(f"--prefix {args.prefix!r} is not inside a route's sources ({', '.join(sources)})")
     return Plan(
         bucket=bucket,
-        prefix=prefix,
+        prefixes=(args.prefix,) if args.prefix is not None else listing_prefixes(sources),
+        routes=(args.route,) if args.route is not None else (),
         shard=args.shard or shard_from_env(environ),
         force=args.force,
         dry_run=args.dry_run,
