@@ -68,11 +68,12 @@ backfill-job options:
   --no-execute              EXECUTE=0: deploy the job but do not execute it
   --wait                    WAIT=1: wait for the execution to finish
 
-Function settings, written to an --env-vars-file (only those set are passed, plus the defaults shown):
-  VARIANTS OUTPUT_FORMAT QUALITY MAX_INPUT_BYTES MAX_PIXELS MAX_FRAMES MAX_DECODE_MIB KEEP_ANIMATION ENCODE_THREADS
-  SOURCE_PREFIX (raw-uploads/) OUTPUT_PREFIX (showcase-images/) FIRESTORE_COLLECTION (characters)
-  URL_MODE DELETE_ORIGINAL MAX_EVENT_AGE_S RETRY_WINDOW_S CLIENT_TIMEOUT_S CLIENT_RETRY_S
-  DOWNLOAD_URL_BASE PUBLIC_URL_BASE LOG_LEVEL (INFO)
+Function settings, written to an --env-vars-file (only those set are passed, plus the defaults shown),
+as the function's own code lists them ('python3 -m image_pipeline settings --markdown' describes each):
+$(help_setting_names)
+
+Requires: gcloud (firebase for 'rules'), and Python >= 3.11 (PYTHON, default python3; standard library only)
+for deploy and backfill-job: the function's own code lists and checks the settings before anything changes.
 
 Examples:
   PROJECT_ID=my-app BUCKET=my-app.firebasestorage.app ./deploy.sh
@@ -89,6 +90,41 @@ die() {
 usage_error() {
   printf '%s: error: %s (see %s --help)\n' "$PROG" "$*" "$PROG" >&2
   exit 2
+}
+
+# python_problem: why PYTHON cannot run the package's settings command (nothing when it can). The settings
+# code is standard library only, but needs Python >= 3.11 (the routes file is read with tomllib).
+python_problem() {
+  if ! command -v "$PYTHON" >/dev/null 2>&1; then
+    echo "'$PYTHON' not found"
+  elif ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1; then
+    echo "'$PYTHON' is $("$PYTHON" -V 2>&1 || echo 'not runnable')"
+  fi
+}
+
+# pipeline_cli ARGS...: python -m image_pipeline ARGS from this checkout (-P: never a package in the current folder).
+pipeline_cli() {
+  PYTHONPATH="$SCRIPT_DIR" "$PYTHON" -P -m image_pipeline "$@"
+}
+
+# help_setting_names: the setting names for --help, wrapped, with the defaults this script writes; a note
+# instead when Python cannot list them (help works without it).
+help_setting_names() {
+  local names=() name line=""
+  if [[ -n $(python_problem) ]] || ! mapfile -t names < <(pipeline_cli settings --names 2>/dev/null) ||
+    ((${#names[@]} == 0)); then
+    printf '  (needs Python >= 3.11 to list them: python3 -m image_pipeline settings --names)'
+    return
+  fi
+  for name in "${names[@]}"; do
+    [[ -z ${SETTING_DEFAULTS[$name]:-} ]] || name+=" (${SETTING_DEFAULTS[$name]})"
+    if ((${#line} + ${#name} >= 110)); then
+      printf '  %s\n' "$line"
+      line=""
+    fi
+    line+=${line:+ }$name
+  done
+  printf '  %s' "$line"
 }
 
 # ---------------------------------------------------------------------------------------------------------
@@ -136,12 +172,11 @@ if [[ -n ${BACKFILL_ARGS:-} ]]; then
   read -r -a BACKFILL_EXTRA <<<"$BACKFILL_ARGS"
 fi
 
-# The function's settings (read by image_pipeline.settings.Settings.from_env) that are passed through.
-SETTING_NAMES=(
-  VARIANTS OUTPUT_FORMAT QUALITY MAX_INPUT_BYTES MAX_PIXELS MAX_FRAMES KEEP_ANIMATION ENCODE_THREADS
-  SOURCE_PREFIX OUTPUT_PREFIX FIRESTORE_COLLECTION URL_MODE DELETE_ORIGINAL
-  MAX_EVENT_AGE_S RETRY_WINDOW_S CLIENT_TIMEOUT_S CLIENT_RETRY_S DOWNLOAD_URL_BASE PUBLIC_URL_BASE LOG_LEVEL
-)
+PYTHON=${PYTHON:-python3}
+
+# The function's settings that are passed through: the names Settings.from_env reads, listed by the package
+# itself (load_setting_names), so this script never holds a copy that could drift.
+SETTING_NAMES=()
 # Defaults written explicitly so the deployed configuration shows the contract with the app.
 declare -A SETTING_DEFAULTS=(
   [SOURCE_PREFIX]=raw-uploads/
@@ -403,30 +438,27 @@ show_env_file() { # PATH: in a dry run, its contents as notes
   fi
 }
 
-# validate_settings: let the function's own settings parser reject bad values now, rather than at the
-# first event after a three-minute build. Best effort: skipped when Python or the package is unavailable.
+# load_setting_names: SETTING_NAMES from the package; fails clearly without a suitable Python.
+load_setting_names() {
+  local problem names
+  problem=$(python_problem)
+  [[ -z $problem ]] || die "Python >= 3.11 is needed to read the function's settings ($problem): install it, or \
+set PYTHON to one (e.g. PYTHON=python3.12)"
+  names=$(pipeline_cli settings --names) || die "cannot list the function's settings with $PYTHON (see above)"
+  mapfile -t SETTING_NAMES <<<"$names"
+}
+
+# validate_settings: list the function's settings and let its own parser reject bad values now, rather than at
+# the first event after a three-minute build.
 validate_settings() {
-  local python=${PYTHON:-python3} assignments=() name value status=0
-  command -v "$python" >/dev/null 2>&1 || return 0
+  local assignments=() name value
+  load_setting_names
   for name in "${SETTING_NAMES[@]}"; do
     value=${!name:-${SETTING_DEFAULTS[$name]:-}}
     [[ -z $value ]] || assignments+=("$name=$value")
   done
-  env "${assignments[@]}" PYTHONPATH="$SCRIPT_DIR" "$python" -c '
-import sys
-try:
-    from image_pipeline.settings import Settings
-    from image_pipeline.errors import ConfigurationError
-except Exception as error:  # a broken checkout must not block a deploy script; say so and go on
-    print(f"settings not validated locally ({error})", file=sys.stderr)
-    sys.exit(0)
-try:
-    Settings.from_env()
-except ConfigurationError as error:
-    print(error, file=sys.stderr)
-    sys.exit(3)
-' || status=$?
-  ((status == 0)) || die "invalid function settings (see above)"
+  env "${assignments[@]}" PYTHONPATH="$SCRIPT_DIR" "$PYTHON" -P -m image_pipeline settings --check ||
+    die "invalid function settings (see above)"
 }
 
 # ---------------------------------------------------------------------------------------------------------

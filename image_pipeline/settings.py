@@ -8,6 +8,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TypeVar
 
 from image_pipeline.errors import ConfigurationError
 from image_pipeline.options import Encoding, ImagingOptions, OutputFormat, Variant
@@ -62,38 +63,119 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build and validate the settings from environment variables; unset ones keep their defaults."""
-        env = _Env(os.environ if environ is None else environ)
+        return cls._read(_Env(os.environ if environ is None else environ))
+
+    @classmethod
+    def variables(cls) -> tuple[Variable, ...]:
+        """Every variable `from_env` reads, in reading order, with its default: what deploy.sh and the README list."""
+        env = _Env({})
+        cls._read(env)
+        return env.variables
+
+    @classmethod
+    def _read(cls, env: _Env) -> Settings:
+        """The one place that names the variables: each read states its default, range and meaning."""
         defaults_imaging = ImagingOptions()
         defaults = cls()
         imaging = ImagingOptions(
-            variants=env.variants("VARIANTS", defaults_imaging.variants),
+            variants=env.variants(
+                "VARIANTS", defaults_imaging.variants, help="the sizes made; the largest is `showcaseImageUrl`"
+            ),
             encodings=(
                 Encoding(
-                    env.choice("OUTPUT_FORMAT", OutputFormat, defaults_imaging.primary.format),
-                    env.integer("QUALITY", defaults_imaging.primary.quality, low=1, high=100),
+                    env.choice(
+                        "OUTPUT_FORMAT", OutputFormat, defaults_imaging.primary.format, help="the variants' format"
+                    ),
+                    env.integer(
+                        "QUALITY", defaults_imaging.primary.quality, low=1, high=100, help="the encoder's quality"
+                    ),
                 ),
             ),
-            max_input_bytes=env.integer("MAX_INPUT_BYTES", defaults_imaging.max_input_bytes, low=1),
-            max_pixels=env.integer("MAX_PIXELS", defaults_imaging.max_pixels, low=1),
-            max_frames=env.integer("MAX_FRAMES", defaults_imaging.max_frames, low=1),
-            max_decode_mib=env.integer("MAX_DECODE_MIB", defaults_imaging.max_decode_mib, low=16),
-            keep_animation=env.boolean("KEEP_ANIMATION", defaults_imaging.keep_animation),
-            encode_threads=env.integer("ENCODE_THREADS", defaults_imaging.encode_threads, low=0, high=64),
+            max_input_bytes=env.integer(
+                "MAX_INPUT_BYTES",
+                defaults_imaging.max_input_bytes,
+                low=1,
+                help="larger uploads fail `too_large` (checked from the event, before download); default 50 MiB",
+            ),
+            max_pixels=env.integer(
+                "MAX_PIXELS", defaults_imaging.max_pixels, low=1, help="for the canvas, any frame and any page"
+            ),
+            max_frames=env.integer("MAX_FRAMES", defaults_imaging.max_frames, low=1, help="frames or pages"),
+            max_decode_mib=env.integer(
+                "MAX_DECODE_MIB",
+                defaults_imaging.max_decode_mib,
+                low=16,
+                help="refuse (`too_large`) images whose estimated decode memory is larger (see Sizing)",
+            ),
+            keep_animation=env.boolean(
+                "KEEP_ANIMATION",
+                defaults_imaging.keep_animation,
+                help="keep animations (GIF/WebP/APNG in; WebP/AVIF/PNG out)",
+            ),
+            encode_threads=env.integer(
+                "ENCODE_THREADS",
+                defaults_imaging.encode_threads,
+                low=0,
+                high=64,
+                help="threads that encode variants; 0: one per variant, at most the CPU count",
+            ),
         )
         settings = cls(
             imaging=imaging,
-            source_prefix=env.prefix("SOURCE_PREFIX", defaults.source_prefix),
-            output_prefix=env.prefix("OUTPUT_PREFIX", defaults.output_prefix),
-            collection=env.name("FIRESTORE_COLLECTION", defaults.collection),
-            url_mode=env.choice("URL_MODE", UrlMode, defaults.url_mode),
-            delete_original=env.choice("DELETE_ORIGINAL", DeleteOriginal, defaults.delete_original),
-            max_event_age_s=env.integer("MAX_EVENT_AGE_S", defaults.max_event_age_s, low=0),
-            retry_window_s=env.integer("RETRY_WINDOW_S", defaults.retry_window_s, low=0),
-            client_timeout_s=env.number("CLIENT_TIMEOUT_S", defaults.client_timeout_s, low=0.1, high=50),
-            client_retry_s=env.number("CLIENT_RETRY_S", defaults.client_retry_s, low=0, high=30),
-            download_url_base=env.url("DOWNLOAD_URL_BASE", _emulator_base(env, "/storage/v1") or FIREBASE_DOWNLOAD_BASE),
-            public_url_base=env.url("PUBLIC_URL_BASE", _emulator_base(env, "") or PUBLIC_STORAGE_BASE),
-            log_level=env.choice("LOG_LEVEL", LogLevel, defaults.log_level),
+            source_prefix=env.prefix("SOURCE_PREFIX", defaults.source_prefix, help="where uploads are watched"),
+            output_prefix=env.prefix(
+                "OUTPUT_PREFIX", defaults.output_prefix, help="where variants go; must not overlap `SOURCE_PREFIX`"
+            ),
+            collection=env.name("FIRESTORE_COLLECTION", defaults.collection, help="the documents' collection"),
+            url_mode=env.choice(
+                "URL_MODE",
+                UrlMode,
+                defaults.url_mode,
+                help="`token`: Firebase download URLs; `public`: the objects' public URLs",
+            ),
+            delete_original=env.choice(
+                "DELETE_ORIGINAL",
+                DeleteOriginal,
+                defaults.delete_original,
+                help="whether the upload is deleted once its variants are recorded",
+            ),
+            max_event_age_s=env.integer(
+                "MAX_EVENT_AGE_S",
+                defaults.max_event_age_s,
+                low=0,
+                help="seconds a missing document is waited for (by retrying)",
+            ),
+            retry_window_s=env.integer(
+                "RETRY_WINDOW_S",
+                defaults.retry_window_s,
+                low=0,
+                help="seconds after which transient failures are recorded as `retries_exhausted`",
+            ),
+            client_timeout_s=env.number(
+                "CLIENT_TIMEOUT_S",
+                defaults.client_timeout_s,
+                low=0.1,
+                high=50,
+                help="timeout of one Storage/Firestore request, in seconds",
+            ),
+            client_retry_s=env.number(
+                "CLIENT_RETRY_S",
+                defaults.client_retry_s,
+                low=0,
+                high=30,
+                help="seconds the clients may spend retrying one call",
+            ),
+            download_url_base=env.url(
+                "DOWNLOAD_URL_BASE",
+                _emulator_base(env, "/storage/v1") or FIREBASE_DOWNLOAD_BASE,
+                help="base of token URLs (the emulator's `/storage/v1` when `STORAGE_EMULATOR_HOST` is set)",
+            ),
+            public_url_base=env.url(
+                "PUBLIC_URL_BASE",
+                _emulator_base(env, "") or PUBLIC_STORAGE_BASE,
+                help="base of public URLs (the emulator's address when `STORAGE_EMULATOR_HOST` is set)",
+            ),
+            log_level=env.choice("LOG_LEVEL", LogLevel, defaults.log_level, help="the lowest severity logged"),
         )
         settings.validate()
         return settings
@@ -114,19 +196,47 @@ _URL = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
+_Choice = TypeVar("_Choice", bound=Enum)
+_Number = TypeVar("_Number", int, float)
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable the settings read, as `settings --names` and `settings --markdown` show it."""
+
+    name: str
+    default: str  # as it would be written in the environment
+    accepts: str  # the values it takes (Markdown)
+    help: str  # what it does, in one line (Markdown)
+
 
 class _Env:
-    """Typed readers over an environment mapping; each error names the variable and what it accepts."""
+    """Typed readers over an environment mapping; each error names the variable and what it accepts.
+
+    Every read is recorded with its default, accepted values and meaning, so the list of variables is derived
+    from the reads themselves (`Settings.variables`) and cannot drift from them.
+    """
 
     def __init__(self, environ: Mapping[str, str]) -> None:
         self._environ = environ
+        self._seen: list[Variable] = []
 
-    def _raw(self, key: str) -> str | None:
+    @property
+    def variables(self) -> tuple[Variable, ...]:
+        """The variables read so far, in order."""
+        return tuple(self._seen)
+
+    def _get(self, variable: Variable) -> str | None:
+        self._seen.append(variable)
+        return self.unlisted(variable.name)
+
+    def unlisted(self, key: str) -> str | None:
+        """A variable another tool defines (e.g. STORAGE_EMULATOR_HOST): read, but not one of our settings."""
         value = self._environ.get(key)
         return None if value is None or value.strip() == "" else value.strip()
 
-    def integer(self, key: str, default: int, low: int | None = None, high: int | None = None) -> int:
-        raw = self._raw(key)
+    def integer(self, key: str, default: int, *, help: str, low: int | None = None, high: int | None = None) -> int:
+        raw = self._get(Variable(key, str(default), _range_text("whole number", low, high), help))
         if raw is None:
             return default
         try:
@@ -135,8 +245,10 @@ class _Env:
             raise ConfigurationError(f"{key} must be a whole number, got {raw!r}") from None
         return _in_range(key, value, low, high)
 
-    def number(self, key: str, default: float, low: float | None = None, high: float | None = None) -> float:
-        raw = self._raw(key)
+    def number(
+        self, key: str, default: float, *, help: str, low: float | None = None, high: float | None = None
+    ) -> float:
+        raw = self._get(Variable(key, f"{default:g}", _range_text("number", low, high), help))
         if raw is None:
             return default
         try:
@@ -147,8 +259,9 @@ class _Env:
             raise ConfigurationError(f"{key} must be a finite number, got {raw!r}")
         return _in_range(key, value, low, high)
 
-    def boolean(self, key: str, default: bool) -> bool:
-        raw = self._raw(key)
+    def boolean(self, key: str, default: bool, *, help: str) -> bool:
+        accepts = "`true` or `false` (also `1`/`0`, `yes`/`no`, `on`/`off`)"
+        raw = self._get(Variable(key, "true" if default else "false", accepts, help))
         if raw is None:
             return default
         if raw.lower() in _TRUE:
@@ -157,8 +270,10 @@ class _Env:
             return False
         raise ConfigurationError(f"{key} must be one of true/false/1/0/yes/no/on/off, got {raw!r}")
 
-    def choice(self, key: str, kind: type[Enum], default: Enum):
-        raw = self._raw(key)
+    def choice(self, key: str, kind: type[_Choice], default: _Choice, *, help: str) -> _Choice:
+        values = [f"`{member.value}`" for member in kind]
+        accepts = f"{', '.join(values[:-1])} or {values[-1]}" if len(values) > 1 else values[0]
+        raw = self._get(Variable(key, default.value, accepts, help))
         if raw is None:
             return default
         try:
@@ -167,32 +282,33 @@ class _Env:
             allowed = ", ".join(member.value for member in kind)
             raise ConfigurationError(f"{key} must be one of {allowed}, got {raw!r}") from None
 
-    def name(self, key: str, default: str) -> str:
-        raw = self._raw(key)
+    def name(self, key: str, default: str, *, help: str) -> str:
+        raw = self._get(Variable(key, default, "1-128 of `A-Z a-z 0-9 _ -`", help))
         if raw is None:
             return default
         if not _NAME.match(raw):
             raise ConfigurationError(f"{key} must be 1-128 characters of A-Z a-z 0-9 _ -, got {raw!r}")
         return raw
 
-    def prefix(self, key: str, default: str) -> str:
-        raw = self._raw(key)
+    def prefix(self, key: str, default: str, *, help: str) -> str:
+        raw = self._get(Variable(key, default, "a folder path ending in `/`, like `a/b/`", help))
         if raw is None:
             return default
         if not _PREFIX.match(raw) or ".." in raw.split("/"):
             raise ConfigurationError(f"{key} must look like 'folder/' or 'a/b/' (ending in '/'), got {raw!r}")
         return raw
 
-    def url(self, key: str, default: str) -> str:
-        raw = self._raw(key)
+    def url(self, key: str, default: str, *, help: str) -> str:
+        raw = self._get(Variable(key, default, "an `http(s)://host/path` URL without query", help))
         if raw is None:
             return default
         if not _URL.match(raw):
             raise ConfigurationError(f"{key} must be an http(s) URL without query, like https://host/path; got {raw!r}")
         return raw.rstrip("/")
 
-    def variants(self, key: str, default: tuple[Variant, ...]) -> tuple[Variant, ...]:
-        raw = self._raw(key)
+    def variants(self, key: str, default: tuple[Variant, ...], *, help: str) -> tuple[Variant, ...]:
+        shown = ",".join(f"{variant.name}:{variant.max_edge}" for variant in default)
+        raw = self._get(Variable(key, shown, "comma-separated `name:longest-edge` pairs", help))
         if raw is None:
             return default
         variants = []
@@ -212,14 +328,23 @@ class _Env:
 
 def _emulator_base(env: _Env, path: str) -> str | None:
     """Against fake-gcs-server (STORAGE_EMULATOR_HOST set), URLs point at the emulator so they can be opened locally."""
-    host = env._raw("STORAGE_EMULATOR_HOST")
+    host = env.unlisted("STORAGE_EMULATOR_HOST")
     if host is None:
         return None
     origin = host.rstrip("/") if "://" in host else f"http://{host.rstrip('/')}"
     return origin + path
 
 
-def _in_range(key: str, value, low, high):
+def _range_text(kind: str, low: float | None, high: float | None) -> str:
+    """What a numeric variable accepts, e.g. 'whole number 1-100' or 'number >= 0.1'."""
+    if low is not None and high is not None:
+        return f"{kind} {low:g}-{high:g}"
+    if low is not None:
+        return f"{kind} >= {low:g}"
+    return kind
+
+
+def _in_range(key: str, value: _Number, low: _Number | None, high: _Number | None) -> _Number:
     if (low is not None and value < low) or (high is not None and value > high):
         bounds = f"at least {low}" if high is None else f"between {low} and {high}"
         raise ConfigurationError(f"{key} must be {bounds}, got {value}")

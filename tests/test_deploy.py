@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from image_pipeline.settings import Settings
+
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy.sh"
 PROJECT = "demo-app"
@@ -31,6 +33,7 @@ SETTINGS = [
     ("MAX_INPUT_BYTES", "10485760"),
     ("MAX_PIXELS", "50000000"),
     ("MAX_FRAMES", "50"),
+    ("MAX_DECODE_MIB", "1024"),
     ("KEEP_ANIMATION", "true"),
     ("SOURCE_PREFIX", "uploads/"),
     ("OUTPUT_PREFIX", "variants/"),
@@ -120,6 +123,40 @@ def test_help(tmp_path, arg):
     for word in ("deploy", "backfill-job", "rules", "--dry-run", "PROJECT_ID", "BUCKET", "REGION", "MEMORY"):
         assert word in result.stdout
     assert "gcloud functions deploy" not in result.stdout.splitlines()[0]
+
+
+def test_help_lists_every_setting(tmp_path):
+    result = deploy(tmp_path, "--help")
+    assert result.returncode == 0
+    listed = result.stdout.split("Function settings", 1)[1].split("\n\n", 1)[0].split()
+    for variable in Settings.variables():
+        assert variable.name in listed
+
+
+def test_help_works_without_python(tmp_path):
+    result = deploy(tmp_path, "--help", env={"PYTHON": str(tmp_path / "no-python")})
+    assert result.returncode == 0
+    assert "needs Python >= 3.11 to list them" in result.stdout
+
+
+PYTHON_3_10 = """#!/bin/sh
+case "$1" in -V | --version) echo "Python 3.10.12" ;; esac
+exit 1
+"""
+
+
+@pytest.mark.parametrize("subcommand", ["deploy", "backfill-job"])
+@pytest.mark.parametrize(("python", "shown"), [("missing", "not found"), ("old", "is Python 3.10.12")])
+def test_python_3_11_is_required(tmp_path, subcommand, python, shown):
+    fake = tmp_path / "python3.10"
+    if python == "old":
+        fake.write_text(PYTHON_3_10)
+        fake.chmod(0o755)
+    result = dry(tmp_path, subcommand, env={"PYTHON": str(fake)})
+    assert result.returncode == 1
+    assert "Python >= 3.11 is needed" in result.stderr and shown in result.stderr
+    assert not find(commands(result.stdout), "gcloud", "functions", "deploy")
+    assert not find(commands(result.stdout), "gcloud", "run", "jobs", "deploy")
 
 
 @pytest.mark.parametrize(
@@ -221,10 +258,14 @@ def test_function_identities(function_deploy):
     ("args", "expected"),
     [
         ([], {"--memory": "1Gi", "--cpu": "1", "--concurrency": "1", "--timeout": "60s", "--max-instances": "10"}),
-        (["--memory", "3Gi", "--concurrency", "4", "--cpu", "2", "--max-instances", "3", "--timeout", "120s"],
-         {"--memory": "3Gi", "--concurrency": "4", "--cpu": "2", "--max-instances": "3", "--timeout": "120s"}),
-        (["--memory=8Gi", "--cpu=2", "--concurrency=8", "--min-instances=1"],
-         {"--memory": "8Gi", "--concurrency": "8", "--min-instances": "1"}),
+        (
+            ["--memory", "3Gi", "--concurrency", "4", "--cpu", "2", "--max-instances", "3", "--timeout", "120s"],
+            {"--memory": "3Gi", "--concurrency": "4", "--cpu": "2", "--max-instances": "3", "--timeout": "120s"},
+        ),
+        (
+            ["--memory=8Gi", "--cpu=2", "--concurrency=8", "--min-instances=1"],
+            {"--memory": "8Gi", "--concurrency": "8", "--min-instances": "1"},
+        ),
     ],
 )
 def test_sizing_from_flags(tmp_path, args, expected):
@@ -245,8 +286,14 @@ def test_sizing_from_environment_and_flags_win(tmp_path):
 
 
 def test_configuration_from_environment(tmp_path):
-    env = {"PROJECT_ID": "other-proj", "BUCKET": "other-bucket", "REGION": "europe-west1", "BUCKET_LOCATION": "EU",
-           "FUNCTION_NAME": "resizer", "DRY_RUN": "1"}
+    env = {
+        "PROJECT_ID": "other-proj",
+        "BUCKET": "other-bucket",
+        "REGION": "europe-west1",
+        "BUCKET_LOCATION": "EU",
+        "FUNCTION_NAME": "resizer",
+        "DRY_RUN": "1",
+    }
     result = deploy(tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     (cmd,) = find(commands(result.stdout), "gcloud", "functions", "deploy")
@@ -283,8 +330,16 @@ def test_build_service_account(tmp_path):
 
 def test_required_apis_are_enabled(plan):
     (cmd,) = find(commands(plan.stdout), "gcloud", "services", "enable")
-    for api in ("cloudfunctions", "run", "eventarc", "cloudbuild", "artifactregistry", "pubsub", "storage",
-                "firestore"):
+    for api in (
+        "cloudfunctions",
+        "run",
+        "eventarc",
+        "cloudbuild",
+        "artifactregistry",
+        "pubsub",
+        "storage",
+        "firestore",
+    ):
         assert f"{api}.googleapis.com" in cmd
     assert flag(cmd, "--project") == [PROJECT]
 
@@ -297,10 +352,12 @@ def test_skip_apis(tmp_path):
 @pytest.mark.parametrize("email", [RUNTIME, TRIGGER])
 def test_service_accounts_are_described_before_being_created(plan, email):
     cmds = commands(plan.stdout)
-    describe = cmds.index(["gcloud", "iam", "service-accounts", "describe", email, f"--project={PROJECT}",
-                           "--format=value(email)"])
-    (create,) = [i for i, c in enumerate(cmds) if c[:5] == ["gcloud", "iam", "service-accounts", "create",
-                                                             email.split("@")[0]]]
+    describe = cmds.index(
+        ["gcloud", "iam", "service-accounts", "describe", email, f"--project={PROJECT}", "--format=value(email)"]
+    )
+    (create,) = [
+        i for i, c in enumerate(cmds) if c[:5] == ["gcloud", "iam", "service-accounts", "create", email.split("@")[0]]
+    ]
     assert describe < create
     assert "# only if the describe above reports it missing:" in plan.stdout
 
@@ -308,8 +365,11 @@ def test_service_accounts_are_described_before_being_created(plan, email):
 @pytest.mark.parametrize(
     ("prefix", "member", "role"),
     [
-        (("gcloud", "storage", "buckets", "add-iam-policy-binding", f"gs://{BUCKET}"), RUNTIME,
-         "roles/storage.objectUser"),
+        (
+            ("gcloud", "storage", "buckets", "add-iam-policy-binding", f"gs://{BUCKET}"),
+            RUNTIME,
+            "roles/storage.objectUser",
+        ),
         (("gcloud", "projects", "add-iam-policy-binding", PROJECT), RUNTIME, "roles/datastore.user"),
         (("gcloud", "projects", "add-iam-policy-binding", PROJECT), TRIGGER, "roles/eventarc.eventReceiver"),
         (("gcloud", "projects", "add-iam-policy-binding", PROJECT), AGENT_PLACEHOLDER, "roles/pubsub.publisher"),
@@ -318,7 +378,8 @@ def test_service_accounts_are_described_before_being_created(plan, email):
 )
 def test_iam_bindings(plan, prefix, member, role):
     matches = [
-        cmd for cmd in find(commands(plan.stdout), *prefix)
+        cmd
+        for cmd in find(commands(plan.stdout), *prefix)
         if flag(cmd, "--member") == [f"serviceAccount:{member}"] and flag(cmd, "--role") == ([role] if role else [])
     ]
     assert len(matches) == 1, plan.stdout
@@ -326,11 +387,22 @@ def test_iam_bindings(plan, prefix, member, role):
 
 def test_no_broad_roles_keys_or_secrets(plan):
     text = plan.stdout
-    for forbidden in ("roles/editor", "roles/owner", "roles/storage.admin", "roles/run.admin", "allUsers",
-                      "allAuthenticatedUsers", "keys create", "secrets", "--set-secrets", "make_public"):
+    for forbidden in (
+        "roles/editor",
+        "roles/owner",
+        "roles/storage.admin",
+        "roles/run.admin",
+        "allUsers",
+        "allAuthenticatedUsers",
+        "keys create",
+        "secrets",
+        "--set-secrets",
+        "make_public",
+    ):
         assert forbidden not in text
     runtime_project_roles = [
-        flag(cmd, "--role")[0] for cmd in find(commands(text), "gcloud", "projects", "add-iam-policy-binding")
+        flag(cmd, "--role")[0]
+        for cmd in find(commands(text), "gcloud", "projects", "add-iam-policy-binding")
         if flag(cmd, "--member") == [f"serviceAccount:{RUNTIME}"]
     ]
     assert runtime_project_roles == ["roles/datastore.user"], "object access is granted on the bucket only"
@@ -389,12 +461,23 @@ def test_env_vars_file_passes_settings_through(tmp_path, name, value):
     assert env_file(result.stdout)[name] == value
 
 
-def test_env_vars_file_with_every_setting_and_nothing_else(tmp_path):
-    env = dict(SETTINGS) | {"ENCODE_THREADS": "2", "SOME_SECRET": "hunter2", "PROJECT_ID": "ignored-here"}
-    result = dry(tmp_path, env=env)
+def every_setting() -> dict[str, str]:
+    """A valid value for every variable from_env reads: the sample values above, the shown default elsewhere."""
+    return {variable.name: variable.default for variable in Settings.variables()} | dict(SETTINGS)
+
+
+@pytest.mark.parametrize("subcommand", ["deploy", "backfill-job"])
+def test_env_vars_file_holds_exactly_what_from_env_reads(tmp_path, subcommand):
+    env = every_setting() | {"SOME_SECRET": "hunter2", "PROJECT_ID": "ignored-here"}
+    result = dry(tmp_path, subcommand, env=env)
     assert result.returncode == 0, result.stderr
-    assert env_file(result.stdout) == dict(SETTINGS) | {"ENCODE_THREADS": "2"}
+    extra = {"BUCKET": BUCKET, "GOOGLE_CLOUD_PROJECT": PROJECT} if subcommand == "backfill-job" else {}
+    assert env_file(result.stdout) == every_setting() | extra
     assert "hunter2" not in result.stdout
+
+
+def test_env_vars_file_defaults_are_the_function_defaults(plan):
+    assert Settings.from_env(env_file(plan.stdout)) == Settings.from_env({})
 
 
 def test_env_vars_file_quotes_values(tmp_path):
@@ -453,8 +536,15 @@ def test_unknown_location_in_dry_run_is_noted(tmp_path):
     result = dry(tmp_path, location=None)
     assert result.returncode == 0, result.stderr
     cmds = commands(result.stdout)
-    assert cmds[0] == ["gcloud", "storage", "buckets", "describe", f"gs://{BUCKET}", f"--project={PROJECT}",
-                       "--format=value(location)"]
+    assert cmds[0] == [
+        "gcloud",
+        "storage",
+        "buckets",
+        "describe",
+        f"gs://{BUCKET}",
+        f"--project={PROJECT}",
+        "--format=value(location)",
+    ]
     assert "region check skipped" in result.stdout
     (cmd,) = find(cmds, "gcloud", "functions", "deploy")
     assert not flag(cmd, "--trigger-location")
@@ -485,8 +575,16 @@ def test_backfill_job(tmp_path):
 
 
 def test_backfill_job_options(tmp_path):
-    result = dry(tmp_path, "backfill-job", "--no-execute", "--backfill-arg=--force", "--backfill-arg", "--limit=10",
-                 "--job-name", "reprocess")
+    result = dry(
+        tmp_path,
+        "backfill-job",
+        "--no-execute",
+        "--backfill-arg=--force",
+        "--backfill-arg",
+        "--limit=10",
+        "--job-name",
+        "reprocess",
+    )
     assert result.returncode == 0, result.stderr
     cmds = commands(result.stdout)
     (job,) = find(cmds, "gcloud", "run", "jobs", "deploy")
@@ -617,11 +715,13 @@ def test_real_backfill_job_needs_the_runtime_account(tmp_path):
 # --- shellcheck -----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(shutil.which("shellcheck") is None,
-                    reason="shellcheck not installed (apt-get install -y shellcheck)")
+@pytest.mark.skipif(
+    shutil.which("shellcheck") is None, reason="shellcheck not installed (apt-get install -y shellcheck)"
+)
 def test_shellcheck_clean():
-    result = subprocess.run(["shellcheck", "--severity=style", str(DEPLOY)], capture_output=True, text=True,
-                            check=False)
+    result = subprocess.run(
+        ["shellcheck", "--severity=style", str(DEPLOY)], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -637,11 +737,25 @@ def test_script_is_strict_and_executable():
 GCLOUDIGNORE = ROOT / ".gcloudignore"
 UPLOADED = ["main.py", "requirements.txt", "image_pipeline/__init__.py", "image_pipeline/imaging/pipeline.py"]
 NOT_UPLOADED = [
-    "tests/test_x.py", "benchmarks/bench.py", ".venv/lib/site.py", ".git/HEAD", ".ci/run", "README.md",
-    "storage.rules", "firestore.rules", "firebase.json", "deploy.sh", "demo-output/index.html",
-    "requirements-dev.txt", ".pytest_cache/v", "image_pipeline/__pycache__/settings.cpython-312.pyc",
-    "image_pipeline/sample/photo.jpg", "image_pipeline/tests/test_y.py", "image_pipeline/NOTES.md",
-    "image_pipeline/assets/sample.png", ".hypothesis/x",
+    "tests/test_x.py",
+    "benchmarks/bench.py",
+    ".venv/lib/site.py",
+    ".git/HEAD",
+    ".ci/run",
+    "README.md",
+    "storage.rules",
+    "firestore.rules",
+    "firebase.json",
+    "deploy.sh",
+    "demo-output/index.html",
+    "requirements-dev.txt",
+    ".pytest_cache/v",
+    "image_pipeline/__pycache__/settings.cpython-312.pyc",
+    "image_pipeline/sample/photo.jpg",
+    "image_pipeline/tests/test_y.py",
+    "image_pipeline/NOTES.md",
+    "image_pipeline/assets/sample.png",
+    ".hypothesis/x",
 ]
 
 
@@ -650,8 +764,19 @@ def test_gcloudignore_patterns():
     assert "/*" in lines
     for keep in ("!/main.py", "!/requirements.txt", "!/image_pipeline/"):
         assert keep in lines
-    for gone in ("tests/", "benchmarks/", ".venv/", ".git/", ".ci/", "*.md", "__pycache__/", "demo-output/",
-                 "storage.rules", "firestore.rules", "/image_pipeline/sample/"):
+    for gone in (
+        "tests/",
+        "benchmarks/",
+        ".venv/",
+        ".git/",
+        ".ci/",
+        "*.md",
+        "__pycache__/",
+        "demo-output/",
+        "storage.rules",
+        "firestore.rules",
+        "/image_pipeline/sample/",
+    ):
         assert gone in lines
 
 
@@ -666,15 +791,27 @@ def test_gcloudignore_with_gcloud_on_a_sample_tree(tmp_path):
         (tree / name).parent.mkdir(parents=True, exist_ok=True)
         (tree / name).write_text("x")
     shutil.copy(GCLOUDIGNORE, tree / ".gcloudignore")
-    result = subprocess.run(["gcloud", "meta", "list-files-for-upload", str(tree)], capture_output=True, text=True,
-                            env=_base_env(tmp_path), check=True, timeout=60)
+    result = subprocess.run(
+        ["gcloud", "meta", "list-files-for-upload", str(tree)],
+        capture_output=True,
+        text=True,
+        env=_base_env(tmp_path),
+        check=True,
+        timeout=60,
+    )
     assert sorted(result.stdout.split()) == sorted(UPLOADED)
 
 
 @pytest.mark.skipif(not _gcloud_lists_files(), reason="gcloud not installed")
 def test_gcloudignore_on_this_repository(tmp_path):
-    result = subprocess.run(["gcloud", "meta", "list-files-for-upload", str(ROOT)], capture_output=True, text=True,
-                            env=_base_env(tmp_path), check=True, timeout=60)
+    result = subprocess.run(
+        ["gcloud", "meta", "list-files-for-upload", str(ROOT)],
+        capture_output=True,
+        text=True,
+        env=_base_env(tmp_path),
+        check=True,
+        timeout=60,
+    )
     files = result.stdout.split()
     assert "requirements.txt" in files
     assert "image_pipeline/__init__.py" in files

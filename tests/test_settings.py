@@ -7,7 +7,8 @@ import dataclasses
 import pytest
 
 from image_pipeline.errors import ConfigurationError
-from image_pipeline.settings import ImagingOptions, OutputFormat, Settings, Variant
+from image_pipeline.options import ImagingOptions, OutputFormat, Variant
+from image_pipeline.settings import Settings
 
 
 def _imaging(name):
@@ -27,11 +28,12 @@ def _top(name):
 
 GETTERS = {
     "VARIANTS": _imaging("variants"),
-    "OUTPUT_FORMAT": lambda settings: settings.imaging.output_format,
-    "QUALITY": _imaging("quality"),
+    "OUTPUT_FORMAT": lambda settings: settings.imaging.primary.format,
+    "QUALITY": lambda settings: settings.imaging.primary.quality,
     "MAX_INPUT_BYTES": _imaging("max_input_bytes"),
     "MAX_PIXELS": _imaging("max_pixels"),
     "MAX_FRAMES": _imaging("max_frames"),
+    "MAX_DECODE_MIB": _imaging("max_decode_mib"),
     "KEEP_ANIMATION": _imaging("keep_animation"),
     "ENCODE_THREADS": _imaging("encode_threads"),
     "SOURCE_PREFIX": _top("source_prefix"),
@@ -42,12 +44,20 @@ GETTERS = {
     "MAX_EVENT_AGE_S": _top("max_event_age_s"),
     "RETRY_WINDOW_S": _top("retry_window_s"),
     "CLIENT_TIMEOUT_S": _top("client_timeout_s"),
+    "CLIENT_RETRY_S": _top("client_retry_s"),
+    "DOWNLOAD_URL_BASE": _top("download_url_base"),
+    "PUBLIC_URL_BASE": _top("public_url_base"),
+    "LOG_LEVEL": _top("log_level"),
 }
 
 VALID = [
     ("VARIANTS", "thumb:256", (Variant("thumb", 256),)),
     ("VARIANTS", "b:100,a:50", (Variant("b", 100), Variant("a", 50))),
-    ("VARIANTS", "thumb:256, medium:1024 ,large:2048", (Variant("thumb", 256), Variant("medium", 1024), Variant("large", 2048))),
+    (
+        "VARIANTS",
+        "thumb:256, medium:1024 ,large:2048",
+        (Variant("thumb", 256), Variant("medium", 1024), Variant("large", 2048)),
+    ),
     ("OUTPUT_FORMAT", "webp", OutputFormat.WEBP),
     ("OUTPUT_FORMAT", "avif", OutputFormat.AVIF),
     ("OUTPUT_FORMAT", "jpeg", OutputFormat.JPEG),
@@ -61,6 +71,8 @@ VALID = [
     ("MAX_PIXELS", "250000000", 250_000_000),
     ("MAX_FRAMES", "1", 1),
     ("MAX_FRAMES", "1000", 1000),
+    ("MAX_DECODE_MIB", "16", 16),
+    ("MAX_DECODE_MIB", "1024", 1024),
     ("KEEP_ANIMATION", "true", True),
     ("KEEP_ANIMATION", "false", False),
     ("KEEP_ANIMATION", "1", True),
@@ -84,6 +96,13 @@ VALID = [
     ("RETRY_WINDOW_S", "7200", 7200),
     ("CLIENT_TIMEOUT_S", "10", 10.0),
     ("CLIENT_TIMEOUT_S", "2.5", 2.5),
+    ("CLIENT_RETRY_S", "0", 0.0),
+    ("CLIENT_RETRY_S", "30", 30.0),
+    ("DOWNLOAD_URL_BASE", "https://cdn.example.com/v0/", "https://cdn.example.com/v0"),
+    ("DOWNLOAD_URL_BASE", "http://localhost:9199", "http://localhost:9199"),
+    ("PUBLIC_URL_BASE", "https://images.example.com", "https://images.example.com"),
+    ("LOG_LEVEL", "debug", "debug"),
+    ("LOG_LEVEL", "ERROR", "error"),
 ]
 
 INVALID = [
@@ -111,6 +130,8 @@ INVALID = [
     ("MAX_FRAMES", "0"),
     ("MAX_FRAMES", "-3"),
     ("MAX_FRAMES", "1.5"),
+    ("MAX_DECODE_MIB", "15"),
+    ("MAX_DECODE_MIB", "1GiB"),
     ("KEEP_ANIMATION", "maybe"),
     ("KEEP_ANIMATION", "2"),
     ("ENCODE_THREADS", "-1"),
@@ -136,11 +157,18 @@ INVALID = [
     ("CLIENT_TIMEOUT_S", "abc"),
     ("CLIENT_TIMEOUT_S", "nan"),
     ("CLIENT_TIMEOUT_S", "inf"),
+    ("CLIENT_RETRY_S", "31"),
+    ("CLIENT_RETRY_S", "-0.5"),
+    ("DOWNLOAD_URL_BASE", "ftp://host/path"),
+    ("DOWNLOAD_URL_BASE", "https://host/path?token=x"),
+    ("PUBLIC_URL_BASE", "storage.googleapis.com"),
+    ("LOG_LEVEL", "verbose"),
 ]
 
 
 def test_every_variable_has_valid_and_invalid_cases():
-    assert {key for key, _, _ in VALID} == set(GETTERS) == {key for key, _ in INVALID}
+    names = {variable.name for variable in Settings.variables()}
+    assert {key for key, _, _ in VALID} == set(GETTERS) == {key for key, _ in INVALID} == names
 
 
 def test_empty_environment_gives_the_documented_defaults():
@@ -151,8 +179,8 @@ def test_empty_environment_gives_the_documented_defaults():
         ("medium", 1024),
         ("large", 2048),
     ]
-    assert settings.imaging.output_format is OutputFormat.WEBP
-    assert settings.imaging.quality == 80
+    assert settings.imaging.primary.format is OutputFormat.WEBP
+    assert settings.imaging.primary.quality == 80
     assert settings.imaging.max_input_bytes == 50 * 1024 * 1024
     assert settings.imaging.max_pixels == 100_000_000
     assert settings.imaging.max_frames == 300
@@ -197,7 +225,12 @@ def test_unrelated_variables_are_ignored():
 
 @pytest.mark.parametrize(
     ("target", "field", "value"),
-    [("settings", "source_prefix", "x/"), ("imaging", "quality", 1), ("imaging", "variants", ()), ("variant", "max_edge", 1)],
+    [
+        ("settings", "source_prefix", "x/"),
+        ("imaging", "max_frames", 1),
+        ("imaging", "variants", ()),
+        ("variant", "max_edge", 1),
+    ],
 )
 def test_settings_are_frozen(target, field, value):
     settings = Settings.from_env({})
@@ -209,4 +242,4 @@ def test_settings_are_frozen(target, field, value):
 
 def test_from_env_reads_os_environ_by_default(monkeypatch):
     monkeypatch.setenv("QUALITY", "55")
-    assert Settings.from_env().imaging.quality == 55
+    assert Settings.from_env().imaging.primary.quality == 55

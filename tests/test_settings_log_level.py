@@ -11,7 +11,9 @@ from image_pipeline.errors import ConfigurationError
 from image_pipeline.settings import LogLevel, Settings
 
 
-@pytest.mark.parametrize(("raw", "expected"), [("DEBUG", LogLevel.DEBUG), ("warning", LogLevel.WARNING), ("", LogLevel.INFO)])
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("DEBUG", LogLevel.DEBUG), ("warning", LogLevel.WARNING), ("", LogLevel.INFO)]
+)
 def test_log_level_is_read(raw, expected):
     assert Settings.from_env({"LOG_LEVEL": raw}).log_level is expected
 

@@ -1,5 +1,5 @@
-"""Sub-commands of `python -m image_pipeline`; each module has `add_parser(subparsers)` and imports its heavy parts lazily."""
+"""Sub-commands of `python -m image_pipeline`; each module has `add_parser(subparsers)`, heavy imports stay lazy."""
 
-from image_pipeline.commands import backfill, demo, process
+from image_pipeline.commands import backfill, demo, process, settings
 
-COMMANDS = (process, demo, backfill)
+COMMANDS = (process, demo, backfill, settings)
