@@ -31,7 +31,11 @@ def cold_import_ms(module: str) -> float:
     samples = []
     for _ in range(COLD_RUNS):
         output = subprocess.run(
-            [sys.executable, "-c", IMPORT_ONE.format(module=module)], cwd=REPO, capture_output=True, text=True, check=True
+            [sys.executable, "-c", IMPORT_ONE.format(module=module)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
         samples.append(float(output) * 1000)
     return statistics.median(samples)
@@ -49,7 +53,9 @@ def skip_us() -> tuple[float, list[str]]:
     for index in range(SKIPS):
         main.FUNCTION.handle(str(index), "2030-01-01T00:00:00Z", event)
     elapsed = time.perf_counter() - started
-    loaded = sorted({prefix for prefix in HEAVY for name in sys.modules if name == prefix or name.startswith(prefix + ".")})
+    loaded = sorted(
+        {prefix for prefix in HEAVY for name in sys.modules if name == prefix or name.startswith(prefix + ".")}
+    )
     return elapsed / SKIPS * 1e6, loaded
 
 

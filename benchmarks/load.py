@@ -26,13 +26,13 @@ import uuid
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from image_pipeline.devtools import emulators  # noqa: E402
+from image_pipeline.devtools import emulators
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_PHOTOS = REPO.parent / "shared" / "corpus" / "photos"
@@ -96,7 +96,12 @@ def png_bomb(width: int = 30000, height: int = 30000) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 4096)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 4096))
+        + chunk(b"IEND", b"")
+    )
 
 
 def invalid_files(jpeg: bytes) -> list[tuple[str, bytes, str, str]]:
@@ -112,8 +117,11 @@ def workload(count: int, photos_dir: Path | None) -> list[Item]:
     """`count` uploads: 2 in 10 photos (generated if there are none), 1 in 10 invalid, the rest generated."""
     photos = []
     if photos_dir is not None and photos_dir.is_dir():
-        photos = [(p.name, p.read_bytes(), mimetypes.guess_type(p.name)[0] or "application/octet-stream")
-                  for p in sorted(photos_dir.iterdir()) if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".gif", ".webp")]  # fmt: skip
+        photos = [
+            (p.name, p.read_bytes(), mimetypes.guess_type(p.name)[0] or "application/octet-stream")
+            for p in sorted(photos_dir.iterdir())
+            if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".gif", ".webp")
+        ]
     generated = generated_images()
     invalid = invalid_files(generated[1][1])
     items = []
@@ -152,7 +160,7 @@ def seed_and_upload(items: list[Item], firestore_client: Any, storage_client_fac
 def deliver(function_url: str, item: Item, resource: dict[str, Any], max_attempts: int) -> Delivery:
     """Post the event; after a 5xx (or a refused connection) redeliver with backoff, as Eventarc would."""
     delivery = Delivery(item)
-    event_id, event_time = uuid.uuid4().hex, datetime.now(timezone.utc)
+    event_id, event_time = uuid.uuid4().hex, datetime.now(UTC)
     started = time.perf_counter()
     for attempt in range(max_attempts):
         try:
@@ -183,7 +191,9 @@ def check(delivery: Delivery, document: dict[str, Any] | None) -> str | None:
         return f"ended {status!r}, expected {item.expect_status!r} ({showcase.get('error')})"
     if status == "failed" and (showcase.get("error") or {}).get("code") != item.expect_code:
         return f"failed with {showcase.get('error')}, expected code {item.expect_code}"
-    if status == "complete" and (len(showcase.get("variants") or {}) != VARIANTS or not visuals.get("showcaseImageUrl")):
+    if status == "complete" and (
+        len(showcase.get("variants") or {}) != VARIANTS or not visuals.get("showcaseImageUrl")
+    ):
         return f"complete without {VARIANTS} variants and a URL"
     return None
 
@@ -236,7 +246,9 @@ def run(args: argparse.Namespace) -> int:
         deadline = time.monotonic() + args.timeout
         started = time.perf_counter()
         with ThreadPoolExecutor(args.concurrency) as pool:
-            futures = [pool.submit(deliver, function.url, item, resources[item.index], args.max_attempts) for item in items]
+            futures = [
+                pool.submit(deliver, function.url, item, resources[item.index], args.max_attempts) for item in items
+            ]
             deliveries = [future.result(timeout=max(1.0, deadline - time.monotonic())) for future in futures]
         elapsed = time.perf_counter() - started
         rss = peak_rss_mib(function.process.pid)
@@ -246,14 +258,18 @@ def run(args: argparse.Namespace) -> int:
     problems = {d.item.index: problem for d in deliveries if (problem := check(d, documents.get(d.item.character)))}
     latencies = [d.seconds for d in deliveries]
     summary = {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
         "events": len(items),
         "complete": sum(1 for d in deliveries if d.item.expect_status == "complete" and d.item.index not in problems),
-        "failed_as_expected": sum(1 for d in deliveries if d.item.expect_status == "failed" and d.item.index not in problems),
+        "failed_as_expected": sum(
+            1 for d in deliveries if d.item.expect_status == "failed" and d.item.index not in problems
+        ),
         "problems": len(problems),
         "concurrency": args.concurrency,
         "threads": args.threads,
-        "photos": sum(1 for item in items if not item.file_name.startswith("gen_") and item.expect_status == "complete"),
+        "photos": sum(
+            1 for item in items if not item.file_name.startswith("gen_") and item.expect_status == "complete"
+        ),
         "upload_mib": round(sum(len(item.data) for item in items) / 2**20, 1),
         "wall_s": round(elapsed, 2),
         "events_per_s": round(len(items) / elapsed, 2),

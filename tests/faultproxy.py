@@ -1,5 +1,6 @@
-"""A fault-injecting HTTP proxy for the Storage emulator: rules pick requests by method and path, by position or by chance,
-and answer them with an error status, a connection reset, a stall past the client's timeout or a body cut midway."""
+"""A fault-injecting HTTP proxy for the Storage emulator: rules pick requests by method and path, by position or by
+chance, and answer them with an error status, a connection reset, a stall past the client's timeout or a body cut
+midway."""
 
 from __future__ import annotations
 
@@ -52,8 +53,8 @@ METADATA = Match("GET", r"^/storage/v1/b/[^/?]+/o/[^?]+(\?(?!.*alt=media).*)?$")
 
 @dataclass
 class Rule:
-    """Inject `fault` into the `nth` matching requests (1-based), or else into a `fraction` of those after the first `skip`,
-    at most `limit` times."""
+    """Inject `fault` into the `nth` matching requests (1-based), or else into a `fraction` of those after the first
+    `skip`, at most `limit` times."""
 
     match: Match
     fault: Fault
@@ -215,7 +216,9 @@ class FaultProxy:
                 finally:
                     upstream.close()
 
-            def _answer(self, status: int, payload: bytes, headers: list[tuple[str, str]] = (), cut: bool = False) -> None:
+            def _answer(
+                self, status: int, payload: bytes, headers: list[tuple[str, str]] = (), cut: bool = False
+            ) -> None:
                 """Answer with the full Content-Length; with `cut`, send half the body and reset the connection."""
                 self.send_response(status)
                 for key, value in headers:
