@@ -47,7 +47,7 @@ def load_routes(path: Path, limits: ImagingOptions) -> tuple[Route, ...]:
             document = tomllib.load(handle)
     except OSError as error:
         raise RouteError(f"ROUTES_FILE {str(path)!r}: cannot read it: {error.strerror}") from None
-    except tomllib.TOMLDecodeError as error:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:  # TOML is UTF-8; tomllib decodes before parsing
         raise RouteError(f"ROUTES_FILE {str(path)!r}: not valid TOML: {error}") from None
     return parse_routes(document, limits, source=str(path))
 
