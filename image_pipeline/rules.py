@@ -57,8 +57,7 @@ _RESERVED = frozenset(
 FIRESTORE_HEADER = """\
 rules_version = '2';
 
-// Firebase Security Rules for Cloud Firestore, made by `python -m image_pipeline rules` from the routes ({names}).
-// Change the routes and run it again rather than editing this file.
+{made_by}
 //
 // A document a route records results in is owned by the user the route's `owner` names. The owner may read and
 // write it, except for the fields only the function (its service account, to which rules do not apply) writes:
@@ -78,8 +77,7 @@ service cloud.firestore {
 STORAGE_HEADER = """\
 rules_version = '2';
 
-// Firebase Security Rules for Cloud Storage, made by `python -m image_pipeline rules` from the routes ({names}).
-// Change the routes and run it again rather than editing this file.
+{made_by}
 //
 // Rules govern Firebase client SDK requests only. The function writes with its own service account through
 // IAM, which these rules do not apply to, and the download-token URLs it records
@@ -178,6 +176,15 @@ def _comment(text: str, indent: int) -> list[str]:
     """`text` as `//` comment lines at this indentation, wrapped to the line length."""
     prefix = " " * indent + "// "
     return textwrap.wrap(text, _WIDTH - len(prefix), initial_indent=prefix, subsequent_indent=prefix)
+
+
+def _made_by(service: str, routes: Sequence[Route]) -> str:
+    """The header's first lines: what made the file, from which routes."""
+    text = (
+        f"Firebase Security Rules for {service}, made by `python -m image_pipeline rules` from the routes "
+        f"({_route_names(routes)}). Change the routes and run it again rather than editing this file."
+    )
+    return "\n".join(_comment(text, 0))
 
 
 def _route_names(routes: Sequence[Route]) -> str:
@@ -292,7 +299,7 @@ def _renamed(owner: Owner | None, route_path: RulePath, path: RulePath) -> Owner
 
 def firestore_rules(routes: Sequence[Route]) -> str:
     """firestore.rules for these routes."""
-    lines = [FIRESTORE_HEADER.replace("{names}", _route_names(routes))]
+    lines = [FIRESTORE_HEADER.replace("{made_by}", _made_by("Cloud Firestore", routes))]
     lines.extend("\n".join(_document_block(rules)) + "\n" for rules in document_rules(routes))
     return "\n".join(lines) + FOOTER
 
@@ -402,7 +409,7 @@ def _allows(rules: DocumentRules) -> list[str]:
 
 def storage_rules(routes: Sequence[Route]) -> str:
     """storage.rules for these routes."""
-    blocks = [STORAGE_HEADER.replace("{names}", _route_names(routes))]
+    blocks = [STORAGE_HEADER.replace("{made_by}", _made_by("Cloud Storage", routes))]
     seen: set[str] = set()
     for route in routes:
         for block in (_source_block(route), _output_block(route)):
