@@ -598,18 +598,20 @@ def pattern_image(size=(512, 384)) -> Image.Image:
 # ---------------------------------------------------------------------------
 
 
-def options(**overrides):
-    """ImagingOptions with the given fields overridden."""
-    from image_pipeline.settings import ImagingOptions
+def options(output_format=None, quality=80, **overrides):
+    """ImagingOptions with the given fields overridden; `output_format` (and `quality`) make the one encoding."""
+    from image_pipeline.options import Encoding, ImagingOptions
 
+    if output_format is not None:
+        overrides["encodings"] = (Encoding(output_format, quality),)
     return ImagingOptions(**overrides)
 
 
 def run(data: bytes, **overrides):
-    """Process bytes with ImagingOptions(**overrides) and return the ProcessedImage."""
-    from image_pipeline.imaging import process_image
+    """Process bytes with options(**overrides) and return the ProcessedImage."""
+    from image_pipeline.imaging import make_variants
 
-    return process_image(data, options(**overrides))
+    return make_variants(data, options(**overrides))
 
 
 def rejection(data: bytes, **overrides):

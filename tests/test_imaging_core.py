@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import re
 
 import blurhash
 import numpy as np
 import pytest
+import thumbhash
 from PIL import Image
 
-from image_pipeline.settings import OutputFormat, Variant
+from image_pipeline.options import OutputFormat, Variant
 from tests.imaging_fixtures import (
     BLUE,
     CANON_SIZE,
@@ -68,7 +70,7 @@ def test_every_exif_orientation_is_applied_once(orientation):
     assert (full.width, full.height) == CANON_SIZE
     assert (half.width, half.height) == (30, 20)
     for variant in result.variants:
-        image = decode(variant.data)
+        image = decode(variant.primary.data)
         assert image.size == (variant.width, variant.height)
         assert_canonical(image)
 
@@ -80,7 +82,7 @@ def test_orientation_in_other_formats_is_applied_exactly_once(fmt, orientation):
     result = run(oriented_bytes(orientation, fmt), variants=FULL_AND_HALF)
     assert (result.source.width, result.source.height) == CANON_SIZE
     for variant in result.variants:
-        assert_canonical(decode(variant.data))
+        assert_canonical(decode(variant.primary.data))
     assert (result.variants[0].width, result.variants[0].height) == CANON_SIZE
 
 
@@ -89,7 +91,7 @@ def test_invalid_orientation_values_are_ignored(value):
     data = encode(canonical_image(), "JPEG", quality=95, exif=exif_bytes(value))
     result = run(data, variants=FULL_AND_HALF)
     assert (result.source.width, result.source.height) == CANON_SIZE
-    assert_canonical(decode(result.variants[0].data))
+    assert_canonical(decode(result.variants[0].primary.data))
 
 
 @pytest.mark.parametrize("output_format", ALL_FORMATS)
@@ -97,7 +99,7 @@ def test_invalid_orientation_values_are_ignored(value):
 def test_outputs_carry_no_orientation_tag(output_format, orientation):
     result = run(oriented_bytes(orientation), output_format=output_format, variants=FULL_AND_HALF)
     for variant in result.variants:
-        image = decode(variant.data)
+        image = decode(variant.primary.data)
         assert 0x0112 not in image.getexif()
         # A viewer that honours the tag would otherwise rotate again; the pixels alone must be upright.
         assert image.size == (variant.width, variant.height) and variant.width > variant.height
@@ -141,8 +143,8 @@ def test_no_uploader_metadata_survives(input_format, output_format):
     result = run(data, output_format=output_format, variants=FULL_AND_HALF)
     for variant in result.variants:
         for secret in SECRETS:
-            assert secret not in variant.data, f"{secret!r} leaked into {variant.name}"
-        image = decode(variant.data)
+            assert secret not in variant.primary.data, f"{secret!r} leaked into {variant.name}"
+        image = decode(variant.primary.data)
         assert len(image.getexif()) == 0, dict(image.getexif())
         assert not any(key in image.info for key in ("exif", "xmp", "XML:com.adobe.xmp", "comment", "Comment")), (
             sorted(image.info)
@@ -165,7 +167,7 @@ def test_metadata_fixture_really_carries_the_secrets():
 
 def _single_colour(result) -> tuple[int, int, int]:
     """The colour at the centre of the first variant."""
-    image = decode(result.variants[0].data)
+    image = decode(result.variants[0].primary.data)
     assert is_srgb_or_untagged(image)
     return rgb_at(image, (image.width // 2, image.height // 2))
 
@@ -184,7 +186,7 @@ def test_cmyk_jpeg_without_profile_becomes_rgb(cmyk, check):
     data = encode(Image.new("CMYK", (32, 24), cmyk), "JPEG", quality=95)
     result = run(data)
     assert result.source.format == "JPEG"
-    image = decode(result.variants[0].data)
+    image = decode(result.variants[0].primary.data)
     assert image.mode == "RGB"
     colour = _single_colour(result)
     assert check(*colour), colour
@@ -269,7 +271,7 @@ def test_alpha_is_kept(source, opaque_colour, output_format):
     }[source]()
     result = run(data, output_format=output_format, variants=FULL_AND_HALF)
     for variant in result.variants:
-        image = decode(variant.data)
+        image = decode(variant.primary.data)
         assert _has_alpha(image), image.mode
         if output_format is not OutputFormat.PNG:
             assert image.mode == "RGBA"
@@ -285,13 +287,13 @@ def test_alpha_is_kept(source, opaque_colour, output_format):
 def test_opaque_image_has_no_alpha(output_format):
     result = run(encode(solid(GREEN), "PNG"), output_format=output_format)
     for variant in result.variants:
-        image = decode(variant.data)
+        image = decode(variant.primary.data)
         assert image.mode == "RGB" and not _has_alpha(image)
 
 
 def test_transparent_image_to_jpeg_still_succeeds_as_rgb():
     result = run(encode(half_transparent("RGBA"), "PNG"), output_format=OutputFormat.JPEG)
-    assert all(decode(variant.data).mode == "RGB" for variant in result.variants)
+    assert all(decode(variant.primary.data).mode == "RGB" for variant in result.variants)
 
 
 # ---------------------------------------------------------------------------
@@ -316,7 +318,7 @@ def test_animation_defaults_to_first_frame(fmt, reported):
     assert result.source.format == reported
     assert result.source.frames == 4
     for variant in result.variants:
-        image = decode(variant.data)
+        image = decode(variant.primary.data)
         assert getattr(image, "n_frames", 1) == 1
         assert close(rgb_at(image, (5, 5)), RED, 30)
 
@@ -336,7 +338,7 @@ def test_keep_animation_keeps_every_frame_resized(fmt, reported, output_format):
     assert (small.width, small.height) == (45, 30)
     assert (full.width, full.height) == (90, 60)
     for variant in result.variants:
-        image = decode(variant.data)
+        image = decode(variant.primary.data)
         assert getattr(image, "n_frames", 1) == 3
         frames = _frames(image)
         for frame, colour in zip(frames, colours, strict=True):
@@ -346,7 +348,7 @@ def test_keep_animation_keeps_every_frame_resized(fmt, reported, output_format):
 
 def test_kept_animation_keeps_frame_timing():
     result = run(animated_bytes("GIF", (RED, GREEN, BLUE)), keep_animation=True, output_format=OutputFormat.WEBP)
-    image = decode(result.variants[0].data)
+    image = decode(result.variants[0].primary.data)
     durations = []
     for index in range(image.n_frames):
         image.seek(index)
@@ -358,7 +360,7 @@ def test_kept_animation_keeps_frame_timing():
 def test_keep_animation_with_still_output_format_gives_first_frame():
     result = run(animated_bytes("GIF", (RED, GREEN, BLUE)), keep_animation=True, output_format=OutputFormat.JPEG)
     for variant in result.variants:
-        image = decode(variant.data)
+        image = decode(variant.primary.data)
         assert getattr(image, "n_frames", 1) == 1 and close(rgb_at(image, (5, 5)), RED, 30)
 
 
@@ -375,7 +377,7 @@ def _sizes(result) -> dict[str, tuple[int, int]]:
     """name -> (width, height) of each variant, checking declared sizes against decoded ones."""
     sizes = {}
     for variant in result.variants:
-        assert decode(variant.data).size == (variant.width, variant.height), variant.name
+        assert decode(variant.primary.data).size == (variant.width, variant.height), variant.name
         sizes[variant.name] = (variant.width, variant.height)
     return sizes
 
@@ -424,17 +426,17 @@ def test_output_format_is_selectable(output_format):
     result = run(encode(noise((120, 80)), "PNG"), output_format=output_format)
     extension = {"webp": "webp", "avif": "avif", "jpeg": "jpg", "png": "png"}[output_format.value]
     for variant in result.variants:
-        assert variant.format == output_format.value
-        assert variant.content_type == f"image/{output_format.value}"
-        assert variant.extension == extension
-        assert variant.bytes == len(variant.data) > 0
-        assert decode(variant.data).format == PIL_NAME[output_format]
+        assert variant.primary.format == output_format.value
+        assert variant.primary.content_type == f"image/{output_format.value}"
+        assert variant.primary.extension == extension
+        assert variant.primary.bytes == len(variant.primary.data) > 0
+        assert decode(variant.primary.data).format == PIL_NAME[output_format]
 
 
 def test_jpeg_output_is_progressive():
     result = run(encode(noise((120, 80)), "PNG"), output_format=OutputFormat.JPEG)
     for variant in result.variants:
-        info = decode(variant.data).info
+        info = decode(variant.primary.data).info
         assert info.get("progressive") or info.get("progression"), sorted(info)
 
 
@@ -443,13 +445,13 @@ def test_quality_setting_is_applied(output_format):
     data = encode(noise((96, 64), seed=7), "PNG")
     low = run(data, output_format=output_format, quality=20, variants=(Variant("v", 96),))
     high = run(data, output_format=output_format, quality=95, variants=(Variant("v", 96),))
-    assert high.variants[0].bytes > low.variants[0].bytes * 1.3
+    assert high.variants[0].primary.bytes > low.variants[0].primary.bytes * 1.3
 
 
 def test_downscale_is_lanczos_class():
     source = pattern_image((512, 384))
     result = run(encode(source, "PNG"), output_format=OutputFormat.PNG, variants=(Variant("v", 128),))
-    output = np.asarray(decode(result.variants[0].data).convert("RGB"), dtype=float)
+    output = np.asarray(decode(result.variants[0].primary.data).convert("RGB"), dtype=float)
     reference = np.asarray(source.resize((128, 96), Image.Resampling.LANCZOS), dtype=float)
     assert output.shape == reference.shape
     # An exact Lanczos resize scores 0, Pillow's thumbnail() ~0.6, a box reduce ~4, nearest neighbour ~38.
@@ -465,7 +467,7 @@ def test_source_facts():
 def test_lossless_png_output_reproduces_pixels_when_not_resized():
     image = noise((40, 30), seed=11)
     result = run(encode(image, "PNG"), output_format=OutputFormat.PNG, variants=(Variant("full", 64),))
-    assert np.array_equal(np.asarray(decode(result.variants[0].data).convert("RGB")), np.asarray(image))
+    assert np.array_equal(np.asarray(decode(result.variants[0].primary.data).convert("RGB")), np.asarray(image))
 
 
 # ---------------------------------------------------------------------------
@@ -486,7 +488,13 @@ def test_placeholder_of_a_solid_image(colour):
     assert len(placeholder.blurhash) >= 6 and blurhash.is_valid_blurhash(placeholder.blurhash)
     painted = blurhash.decode(placeholder.blurhash, 4, 4).convert("RGB")
     assert close(painted.getpixel((2, 2)), colour, 40)
-    assert placeholder.as_record() == {"dominantColor": placeholder.dominant_color, "blurhash": placeholder.blurhash}
+    average = thumbhash.thumb_hash_to_average_rgba(base64.b64decode(placeholder.thumbhash, validate=True))
+    assert close([round(channel * 255) for channel in average], (*colour, 255), 24)
+    assert placeholder.as_record() == {
+        "dominantColor": placeholder.dominant_color,
+        "blurhash": placeholder.blurhash,
+        "thumbhash": placeholder.thumbhash,
+    }
 
 
 def test_dominant_colour_is_the_majority_colour():

@@ -51,14 +51,14 @@ def test_allowed_formats_are_accepted(name):
     assert (result.source.width, result.source.height, result.source.bytes) == (40, 30, len(data))
     assert [variant.name for variant in result.variants] == ["thumb", "medium", "large"]
     for variant in result.variants:
-        image = decode(variant.data)
+        image = decode(variant.primary.data)
         assert image.size == (40, 30)
         assert close(rgb_at(image, (20, 15)), RED, 30)
 
 
 def test_mpo_yields_its_first_image():
     result = run(format_sample("mpo", RED))
-    assert close(rgb_at(decode(result.variants[0].data), (5, 5)), RED, 30)
+    assert close(rgb_at(decode(result.variants[0].primary.data), (5, 5)), RED, 30)
 
 
 @pytest.mark.parametrize("name", UNSUPPORTED_NAMES)
@@ -123,7 +123,7 @@ def test_gif_zip_polyglot_leaks_nothing_but_pixels():
         return
     assert result.source.format == "GIF"
     for variant in result.variants:
-        assert b"ZIPPAYLOADSECRET" not in variant.data and b"PK\x03\x04" not in variant.data
+        assert b"ZIPPAYLOADSECRET" not in variant.primary.data and b"PK\x03\x04" not in variant.primary.data
 
 
 @pytest.mark.parametrize("empty", [b""])
@@ -287,7 +287,7 @@ def test_odd_but_decodable_inputs_succeed_or_are_rejected_cleanly(name):
     except ImageRejected as error:
         assert error.code in TYPED_CODES
     else:
-        assert result.variants and all(decode(variant.data).size for variant in result.variants)
+        assert result.variants and all(decode(variant.primary.data).size for variant in result.variants)
 
 
 def _mutate(data: bytes, edits, cut) -> bytes:

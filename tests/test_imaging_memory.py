@@ -6,9 +6,9 @@ import pytest
 from PIL import Image
 
 from image_pipeline.errors import ImageRejected, RejectionCode
-from image_pipeline.imaging import process_image
+from image_pipeline.imaging import make_variants
 from image_pipeline.imaging.decode import jpeg_draft_scale
-from image_pipeline.settings import ImagingOptions, Variant
+from image_pipeline.options import ImagingOptions, Variant
 
 
 def encoded(image_format: str, size: tuple[int, int], mode: str = "RGB") -> bytes:
@@ -30,27 +30,42 @@ def options(max_decode_mib: int, edge: int = 256) -> ImagingOptions:
 )
 def test_full_decodes_over_the_budget_are_too_large(image_format, size, mode):
     with pytest.raises(ImageRejected) as rejection:
-        process_image(encoded(image_format, size, mode), options(max_decode_mib=16))
+        make_variants(encoded(image_format, size, mode), options(max_decode_mib=16))
     assert rejection.value.code is RejectionCode.TOO_LARGE
     assert "MiB" in rejection.value.message
 
 
 @pytest.mark.parametrize(("image_format", "size"), [("PNG", (1000, 1000)), ("WEBP", (600, 600)), ("GIF", (1000, 1000))])
 def test_full_decodes_within_the_budget_succeed(image_format, size):
-    result = process_image(encoded(image_format, size), options(max_decode_mib=16))
+    result = make_variants(encoded(image_format, size), options(max_decode_mib=16))
     assert result.variants[0].width == 256
 
 
 def test_a_jpeg_is_budgeted_at_its_draft_scale():
     data = encoded("JPEG", (4000, 4000))
-    assert process_image(data, options(max_decode_mib=16, edge=256)).variants[0].width == 256
+    assert make_variants(data, options(max_decode_mib=16, edge=256)).variants[0].width == 256
     with pytest.raises(ImageRejected):
-        process_image(data, options(max_decode_mib=16, edge=4000))
+        make_variants(data, options(max_decode_mib=16, edge=4000))
 
 
 @pytest.mark.parametrize(
-    ("size", "edge", "scale"),
-    [((4000, 3000), 2048, 1), ((6000, 4000), 2048, 2), ((10000, 10000), 2048, 4), ((10000, 10000), 256, 8), ((100, 50), 256, 1)],
+    ("size", "draft", "scale"),
+    [
+        ((4000, 3000), (1946, 1459), 2),
+        ((4000, 3000), (2048, 1536), 1),
+        ((6000, 4000), (1946, 1297), 2),
+        ((10000, 10000), (1946, 1946), 4),
+        ((10000, 10000), (243, 243), 8),
+        ((100, 50), (243, 122), 1),
+        ((4000, 3000), None, 1),
+    ],
 )
-def test_jpeg_draft_scale_still_covers_the_largest_variant(size, edge, scale):
-    assert jpeg_draft_scale(size, edge) == scale
+def test_jpeg_draft_scale_is_the_one_pillow_decodes_at(size, draft, scale):
+    assert jpeg_draft_scale(size, draft) == scale
+    if draft is not None:
+        image = Image.new("RGB", size)
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG")
+        opened = Image.open(buffer)
+        opened.draft("RGB", draft)
+        assert opened.size == (-(-size[0] // scale), -(-size[1] // scale))

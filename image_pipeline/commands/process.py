@@ -6,7 +6,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from image_pipeline.results import EncodedImage, RenderedVariant
 
 
 def add_parser(subparsers: Any) -> None:
@@ -32,10 +35,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        print(f"python -m image_pipeline process: error: cannot use --out {args.out}: {error.strerror}", file=sys.stderr)
+        print(
+            f"python -m image_pipeline process: error: cannot use --out {args.out}: {error.strerror}", file=sys.stderr
+        )
         return 2
     stems = output_stems([Path(path) for path in args.inputs])
-    results = [process_file(Path(path), stem, args.out, settings) for path, stem in zip(args.inputs, stems)]
+    results = [
+        process_file(Path(path), stem, args.out, settings) for path, stem in zip(args.inputs, stems, strict=True)
+    ]
     return 0 if all(result["ok"] for result in results) else 1
 
 
@@ -56,11 +63,11 @@ def output_stems(paths: list[Path]) -> list[str]:
 def process_file(path: Path, stem: str, out_dir: Path, settings: Any) -> dict[str, Any]:
     """Process one file, write its variants as `<stem>_<variant>.<ext>`, print and return its JSON line."""
     from image_pipeline.errors import PermanentError
-    from image_pipeline.imaging import process_image
+    from image_pipeline.imaging import make_variants
 
     try:
         data = read_bounded(path, settings.imaging.max_input_bytes)
-        processed = process_image(data, settings.imaging)
+        processed = make_variants(data, settings.imaging)
     except PermanentError as rejection:
         line = {"input": str(path), "ok": False, "error": rejection.as_record()}
     else:
@@ -89,16 +96,35 @@ def read_bounded(path: Path, limit: int) -> bytes:
     return data
 
 
-def write_variant(stem: str, out_dir: Path, variant: Any) -> dict[str, Any]:
-    """Write one variant as `<stem>_<name>.<ext>` and describe it."""
-    target = out_dir / f"{stem}_{variant.name}.{variant.extension}"
-    target.write_bytes(variant.data)
-    return {
+def write_variant(stem: str, out_dir: Path, variant: RenderedVariant) -> dict[str, Any]:
+    """Write one variant as `<stem>_<name>.<ext>`, once per format, and describe it by its primary format.
+
+    With more than one format, `formats` lists every file written, the primary first.
+    """
+    written = [
+        write_encoding(out_dir / f"{stem}_{variant.name}.{image.extension}", image) for image in variant.encodings
+    ]
+    primary = written[0]
+    line = {
         "name": variant.name,
-        "path": str(target),
-        "format": variant.format,
+        "path": primary["path"],
+        "format": primary["format"],
         "width": variant.width,
         "height": variant.height,
+        "bytes": primary["bytes"],
+        "contentType": primary["contentType"],
+    }
+    if len(written) > 1:
+        line["formats"] = written
+    return line
+
+
+def write_encoding(target: Path, image: EncodedImage) -> dict[str, Any]:
+    """Write one encoded image and describe the file."""
+    target.write_bytes(image.data)
+    return {
+        "format": image.format,
+        "path": str(target),
         "bytes": target.stat().st_size,
-        "contentType": variant.content_type,
+        "contentType": image.content_type,
     }

@@ -29,7 +29,7 @@ def to_resizable(image: Image.Image) -> Image.Image:
     if mode in _SIXTEEN_BIT_MODES:
         return image.convert("I").point(lambda value: value * (255 / 65535)).convert("L")
     if mode == "F":
-        low, high = image.getextrema()
+        _, high = image.getextrema()
         scale = 255.0 if high <= 1.0 else 255 / 65535
         return image.point(lambda value: value * scale).convert("L")
     if mode == "1":
@@ -45,6 +45,15 @@ def to_srgb(image: Image.Image, icc_profile: bytes | None) -> Image.Image:
         if converted is not None:
             return converted
     return image if image.mode == target_mode else image.convert(target_mode)
+
+
+def flattened(image: Image.Image, background: tuple[int, int, int]) -> Image.Image:
+    """An RGB copy of an RGB or RGBA image, its transparent areas composited onto `background`."""
+    if image.mode != "RGBA":
+        return image.convert("RGB")
+    canvas = Image.new("RGB", image.size, background)
+    canvas.paste(image, mask=image.getchannel("A"))
+    return canvas
 
 
 def _through_profile(image: Image.Image, icc_profile: bytes, target_mode: str) -> Image.Image | None:

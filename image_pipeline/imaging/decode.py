@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import io
+import re
 import struct
-import warnings
 import zlib
 from dataclasses import dataclass
 
@@ -12,12 +12,16 @@ import pillow_heif
 from PIL import Image, UnidentifiedImageError
 
 from image_pipeline.errors import ImageRejected, RejectionCode
-from image_pipeline.settings import ImagingOptions
+from image_pipeline.options import ImagingOptions
 
 pillow_heif.register_heif_opener()
 
-# Pillow only warns between MAX_IMAGE_PIXELS and twice that; a bomb must never pass with a warning.
-warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
+# Our own header checks enforce each call's pixel limit before anything is decoded (canvas, every TIFF page, every
+# GIF frame's extent). Pillow's process-wide guard stays, once and fixed, as a backstop far above them: it raises
+# past twice this, and warns past it (the warning hook then refuses the image). A configured limit above it is
+# capped to it.
+PIXEL_CEILING = 1 << 30
+Image.MAX_IMAGE_PIXELS = PIXEL_CEILING
 
 # Phone JPEGs with a depth or preview image come back as MPO: Pillow's JPEG opener makes those itself.
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "TIFF", "BMP", "AVIF", "HEIF")
@@ -51,7 +55,6 @@ DECODER_ERRORS = (
     OverflowError,
     RuntimeError,
     NotImplementedError,
-    Image.DecompressionBombWarning,
     Image.DecompressionBombError,
 )
 
@@ -83,54 +86,97 @@ def open_checked(data: bytes, options: ImagingOptions) -> OpenedImage:
         raise ImageRejected(
             RejectionCode.TOO_LARGE, f"the upload is {len(data)} bytes; the limit is {options.max_input_bytes}"
         )
-    _arm_bomb_guard(options.max_pixels)
+    max_pixels = pixel_limit(options)
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        # Pillow grows a GIF's canvas to each frame's extent, and fills a frame's extent, while it seeks to it.
+        _check_size(gif_canvas(data), max_pixels)
     try:
         image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
-    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
-        raise _too_many_pixels(options.max_pixels) from None
     except UnidentifiedImageError:
         raise _unidentified(data) from None
     except DECODER_ERRORS as error:
         raise corrupt(error) from None
-    check_pixels(image.size, options.max_pixels)
+    check_pixels(image.size, max_pixels)
     frames = count_frames(image)
     if frames > options.max_frames:
         raise ImageRejected(
             RejectionCode.TOO_LARGE, f"the image has {frames} frames; the limit is {options.max_frames}"
         )
     if image.format == "TIFF" and frames > 1:
-        _check_every_page(image, frames, options.max_pixels)
-    _check_decode_memory(image, options)
+        _check_every_page(image, frames, max_pixels)
     return OpenedImage(image, "JPEG" if image.format == "MPO" else image.format, frames)
 
 
-def estimated_decode_mib(image: Image.Image, largest_edge: int) -> float:
-    """The peak memory, in MiB, that decoding and the first downscale of this image will need."""
-    width, height = image.size
-    if image.format in ("JPEG", "MPO"):
-        scale = jpeg_draft_scale(image.size, largest_edge)
-        return (width // scale) * (height // scale) * _JPEG_BYTES_PER_DRAFT_PIXEL / 2**20
-    per_pixel = _PEAK_BYTES_PER_PIXEL.get(
-        image.format, _MODE_BYTES.get(image.mode, 4) * _FULL_DECODE_OVERHEAD
-    )
-    return width * height * per_pixel / 2**20
+def pixel_limit(options: ImagingOptions) -> int:
+    """The pixel limit in force: the configured one, capped at Pillow's backstop."""
+    return min(options.max_pixels, PIXEL_CEILING)
 
 
-def jpeg_draft_scale(size: tuple[int, int], largest_edge: int) -> int:
-    """The DCT scale (1, 2, 4 or 8) at which a JPEG of `size` still covers a `largest_edge` box."""
-    ratio = max(size) / largest_edge
-    return max((scale for scale in (1, 2, 4, 8) if scale <= ratio), default=1)
+def gif_canvas(data: bytes) -> tuple[int, int]:
+    """The largest canvas a GIF can grow to: its logical screen and every frame's extent, from the block headers.
+
+    Walks the blocks as Pillow does (bytes between blocks are skipped, the trailer ends it); stops quietly where
+    the data is cut short, leaving the error to the decoder.
+    """
+    width = height = 0
+    try:
+        width, height = struct.unpack_from("<HH", data, 6)
+        position = 13 + _colour_table_bytes(data[10])
+        while (found := _GIF_BLOCK.search(data, position)) is not None and found.group() != b";":
+            position = found.end()
+            if found.group() == b"!":
+                position = _skip_sub_blocks(data, position + 1)
+                continue
+            left, top, frame_width, frame_height, flags = struct.unpack_from("<HHHHB", data, position)
+            width, height = max(width, left + frame_width), max(height, top + frame_height)
+            position = _skip_sub_blocks(data, position + 9 + _colour_table_bytes(flags) + 1)
+    except (struct.error, IndexError):
+        pass
+    return width, height
 
 
-def _check_decode_memory(image: Image.Image, options: ImagingOptions) -> None:
-    needed = estimated_decode_mib(image, options.largest_variant.max_edge)
-    if needed > options.max_decode_mib:
+_GIF_BLOCK = re.compile(rb"[!,;]")
+
+
+def _colour_table_bytes(flags: int) -> int:
+    return 3 << ((flags & 7) + 1) if flags & 0x80 else 0
+
+
+def _skip_sub_blocks(data: bytes, position: int) -> int:
+    while (size := data[position]) != 0:
+        position += 1 + size
+    return position + 1
+
+
+def check_decode_memory(opened: OpenedImage, draft_size: tuple[int, int] | None, max_decode_mib: int) -> None:
+    """Refuse an image whose decode would need more memory than `max_decode_mib` (JPEGs at their draft scale)."""
+    image = opened.image
+    needed = estimated_decode_mib(image, draft_size)
+    if needed > max_decode_mib:
         width, height = image.size
         raise ImageRejected(
             RejectionCode.TOO_LARGE,
             f"decoding this {width}x{height} {image.format} would need about {needed:.0f} MiB; "
-            f"the limit is {options.max_decode_mib} MiB",
+            f"the limit is {max_decode_mib} MiB",
         )
+
+
+def estimated_decode_mib(image: Image.Image, draft_size: tuple[int, int] | None) -> float:
+    """The peak memory, in MiB, that decoding and the first downscale of this image will need."""
+    width, height = image.size
+    if image.format in ("JPEG", "MPO"):
+        scale = jpeg_draft_scale(image.size, draft_size)
+        return (width // scale) * (height // scale) * _JPEG_BYTES_PER_DRAFT_PIXEL / 2**20
+    per_pixel = _PEAK_BYTES_PER_PIXEL.get(image.format, _MODE_BYTES.get(image.mode, 4) * _FULL_DECODE_OVERHEAD)
+    return width * height * per_pixel / 2**20
+
+
+def jpeg_draft_scale(size: tuple[int, int], draft_size: tuple[int, int] | None) -> int:
+    """The DCT scale (1, 2, 4 or 8) Pillow decodes a JPEG of `size` at when asked for at least `draft_size`."""
+    if draft_size is None:
+        return 1
+    ratio = min(size[0] // draft_size[0], size[1] // draft_size[1])
+    return max(scale for scale in (1, 2, 4, 8) if scale <= max(ratio, 1))
 
 
 def check_pixels(size: tuple[int, int], max_pixels: int) -> None:
@@ -138,6 +184,11 @@ def check_pixels(size: tuple[int, int], max_pixels: int) -> None:
     width, height = size
     if width <= 0 or height <= 0:
         raise ImageRejected(RejectionCode.CORRUPT_IMAGE, f"the image declares an empty size {width}x{height}")
+    _check_size(size, max_pixels)
+
+
+def _check_size(size: tuple[int, int], max_pixels: int) -> None:
+    width, height = size
     if width * height > max_pixels:
         raise ImageRejected(
             RejectionCode.TOO_LARGE,
@@ -187,7 +238,7 @@ def orientation_of(image: Image.Image) -> int:
 
 def corrupt(error: BaseException) -> ImageRejected:
     """The rejection for bytes of an allowed format that do not decode."""
-    if isinstance(error, (Image.DecompressionBombWarning, Image.DecompressionBombError)):
+    if isinstance(error, Image.DecompressionBombError):
         return ImageRejected(RejectionCode.TOO_LARGE, f"decompression bomb refused: {error}")
     detail = str(error) or type(error).__name__
     return ImageRejected(RejectionCode.CORRUPT_IMAGE, f"the image cannot be decoded: {detail}")
@@ -200,12 +251,3 @@ def _unidentified(data: bytes) -> ImageRejected:
         RejectionCode.UNSUPPORTED_FORMAT,
         "not an image in an accepted format (JPEG, PNG, WebP, GIF, TIFF, BMP, AVIF, HEIC/HEIF)",
     )
-
-
-def _too_many_pixels(max_pixels: int) -> ImageRejected:
-    return ImageRejected(RejectionCode.TOO_LARGE, f"the image has more than {max_pixels} pixels")
-
-
-def _arm_bomb_guard(max_pixels: int) -> None:
-    # Pillow's guard is process-wide; align it with our limit so that its warning (an error, above) fires at ours.
-    Image.MAX_IMAGE_PIXELS = max_pixels

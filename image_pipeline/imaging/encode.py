@@ -7,36 +7,37 @@ from collections.abc import Sequence
 
 from PIL import Image
 
-from image_pipeline.settings import OutputFormat
+from image_pipeline.imaging.colour import flattened
+from image_pipeline.options import Encoding, OutputFormat
 
 # libwebp's default effort, the same sharp uses, so sizes and quality compare like for like.
 WEBP_METHOD = 4
 AVIF_SPEED = 8
-JPEG_BACKGROUND = (255, 255, 255)
 
 
-def encode(image: Image.Image, output_format: OutputFormat, quality: int) -> bytes:
-    """Encode one still image; no EXIF, XMP, ICC or comment is written."""
+def encode(image: Image.Image, encoding: Encoding, background: tuple[int, int, int]) -> bytes:
+    """Encode one still RGB or RGBA image; no EXIF, XMP, ICC or comment is written. JPEG is flattened first."""
     buffer = io.BytesIO()
     image = _clean(image)
+    output_format, quality = encoding.format, encoding.quality
     if output_format is OutputFormat.WEBP:
         image.save(buffer, "WEBP", quality=quality, method=WEBP_METHOD)
     elif output_format is OutputFormat.AVIF:
         image.save(buffer, "AVIF", quality=quality, speed=AVIF_SPEED)
     elif output_format is OutputFormat.JPEG:
-        _flatten(image).save(buffer, "JPEG", quality=quality, progressive=True, optimize=True)
+        opaque = image if image.mode == "RGB" else flattened(image, background)
+        opaque.save(buffer, "JPEG", quality=quality, progressive=True, optimize=True)
     else:
         image.save(buffer, "PNG", compress_level=6)
     return buffer.getvalue()
 
 
-def encode_animation(
-    frames: Sequence[Image.Image], durations: Sequence[int], loop: int, output_format: OutputFormat, quality: int
-) -> bytes:
+def encode_animation(frames: Sequence[Image.Image], durations: Sequence[int], loop: int, encoding: Encoding) -> bytes:
     """Encode an animation in a format that supports one (WebP, APNG or AVIF)."""
     buffer = io.BytesIO()
     first, *rest = [_clean(frame) for frame in frames]
     options = {"save_all": True, "append_images": rest, "duration": list(durations), "loop": loop}
+    output_format, quality = encoding.format, encoding.quality
     if output_format is OutputFormat.WEBP:
         first.save(buffer, "WEBP", quality=quality, method=WEBP_METHOD, **options)
     elif output_format is OutputFormat.AVIF:
@@ -52,12 +53,3 @@ def _clean(image: Image.Image) -> Image.Image:
         image = image.copy()
         image.info = {}
     return image
-
-
-def _flatten(image: Image.Image) -> Image.Image:
-    # JPEG has no alpha: transparent areas become white rather than black.
-    if image.mode != "RGBA":
-        return image
-    background = Image.new("RGB", image.size, JPEG_BACKGROUND)
-    background.paste(image, mask=image.getchannel("A"))
-    return background

@@ -1,9 +1,17 @@
-"""The use of the core: bytes in, checked, decoded once, oriented, resized in a cascade, encoded in parallel."""
+"""The core's entry point: untrusted bytes in, checked, decoded once, then one typed sequence of still-image steps.
+
+    decode (at a reduced JPEG scale) -> orient -> to sRGB -> content steps -> resize cascade -> encode
+
+Orientation and colour come first, so that every later step sees the picture as displayed. The cascade renders the
+largest rendition first and each smaller one from the smallest rendition that still holds it; each rendition is
+handed to the encode pool (every requested encoding of it) as soon as it exists.
+"""
 
 from __future__ import annotations
 
+import contextvars
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from PIL import Image
@@ -14,17 +22,33 @@ from image_pipeline.imaging.decode import (
     ANIMATED_FORMATS,
     DECODER_ERRORS,
     OpenedImage,
+    check_decode_memory,
     check_pixels,
     corrupt,
     load_first_frame,
     open_checked,
     orientation_of,
+    pixel_limit,
 )
+from image_pipeline.imaging.decoder_warnings import collecting
 from image_pipeline.imaging.encode import encode, encode_animation
-from image_pipeline.imaging.geometry import displayed_size, downscale, fit_inside, orient
+from image_pipeline.imaging.geometry import (
+    WHOLE,
+    Rendition,
+    Size,
+    covers,
+    displayed_size,
+    orient,
+    plan,
+    render,
+    required_size,
+)
 from image_pipeline.imaging.placeholder import make_placeholder
-from image_pipeline.imaging.results import EncodedVariant, ProcessedImage, SourceFacts
-from image_pipeline.settings import ImagingOptions
+from image_pipeline.options import Encoding, ImagingOptions
+from image_pipeline.results import EncodedImage, Placeholder, ProcessedImage, RenderedVariant, SourceFacts
+
+# A step that looks at the upright sRGB picture (RGB or RGBA) and returns the picture to resize, of the same size.
+ContentStep = Callable[[Image.Image], Image.Image]
 
 # A JPEG is decoded at the smallest DCT scale that still gives at least this fraction of the largest variant's
 # size. Below 1, a 4032 px photo is decoded at 1/2 (2016 px) and Lanczos makes up the last 1.6 % for a 2048 px
@@ -35,22 +59,36 @@ DRAFT_MARGIN = 0.95
 # (frames x canvas) the animation is flattened to its first frame instead.
 ANIMATION_PIXEL_BUDGET = 25_000_000
 
+Encoded = dict[tuple[Rendition, Encoding], Future[bytes]]
 
-def process_image(data: bytes, options: ImagingOptions) -> ProcessedImage:
+
+def make_variants(data: bytes, options: ImagingOptions, content_steps: Sequence[ContentStep] = ()) -> ProcessedImage:
     """Turn untrusted image bytes into the configured variants, or raise ImageRejected."""
-    opened = open_checked(data, options)
-    try:
-        if _keeps_animation(opened, options):
-            return _process_animation(data, opened, options)
-        return _process_still(data, opened, options)
-    except ImageRejected:
-        raise
-    except MemoryError:
-        raise ImageRejected(RejectionCode.TOO_LARGE, "decoding the image needs more memory than is available") from None
-    except DECODER_ERRORS as error:
-        raise corrupt(error) from None
-    finally:
-        opened.image.close()
+    with collecting() as warnings:
+        opened = open_checked(data, options)
+        try:
+            draft = _jpeg_draft(opened, options)
+            check_decode_memory(opened, draft, options.max_decode_mib)
+            if _keeps_animation(opened, options):
+                made = _make_animation(opened, options)
+            else:
+                made = _make_still(opened, draft, options, content_steps)
+        except ImageRejected:
+            raise
+        except MemoryError:
+            raise ImageRejected(
+                RejectionCode.TOO_LARGE, "decoding the image needs more memory than is available"
+            ) from None
+        except DECODER_ERRORS as error:
+            raise corrupt(error) from None
+        finally:
+            opened.image.close()
+        source_size, variants, placeholder = made
+        source = SourceFacts(opened.format, source_size[0], source_size[1], len(data), opened.frames)
+        return ProcessedImage(source, variants, placeholder, warnings.facts())
+
+
+_Made = tuple[Size, tuple[RenderedVariant, ...], Placeholder]
 
 
 def _keeps_animation(opened: OpenedImage, options: ImagingOptions) -> bool:
@@ -58,86 +96,138 @@ def _keeps_animation(opened: OpenedImage, options: ImagingOptions) -> bool:
         options.keep_animation
         and opened.frames > 1
         and opened.format in ANIMATED_FORMATS
-        and options.output_format.supports_animation
+        and any(encoding.format.supports_animation for encoding in options.encodings)
         and opened.frames * opened.image.width * opened.image.height <= ANIMATION_PIXEL_BUDGET
     )
 
 
-def _process_still(data: bytes, opened: OpenedImage, options: ImagingOptions) -> ProcessedImage:
-    stored_size = opened.image.size
-    sizes = {variant.name: fit_inside(stored_size, variant.max_edge) for variant in options.variants}
-    largest = sizes[options.largest_variant.name]
-    image = load_first_frame(opened, (round(largest[0] * DRAFT_MARGIN), round(largest[1] * DRAFT_MARGIN)))
-    check_pixels(image.size, options.max_pixels)
-    orientation = orientation_of(image)
-    icc_profile = image.info.get("icc_profile")
-    image = to_resizable(image)
-    image.info = {}
+# ---------------------------------------------------------------------------
+# Stills
+# ---------------------------------------------------------------------------
 
-    def render(previous: Image.Image | None, size: tuple[int, int]) -> Image.Image:
-        if previous is None:
-            return to_srgb(downscale(image, size), icc_profile)
-        return downscale(previous, size)
 
-    with ThreadPoolExecutor(max_workers=_encode_threads(options)) as pool:
-        encoded = _cascade(sizes, render, lambda picture: pool.submit(_encode_upright, picture, orientation, options))
-        smallest_upright, _ = list(encoded.values())[-1].result()
-        placeholder = make_placeholder(smallest_upright)
-        variants = tuple(_variant(variant.name, encoded[sizes[variant.name]].result(), options) for variant in options.variants)
-    width, height = displayed_size(stored_size, orientation)
-    return ProcessedImage(SourceFacts(opened.format, width, height, len(data), opened.frames), variants, placeholder)
+def _make_still(
+    opened: OpenedImage, draft: Size | None, options: ImagingOptions, content_steps: Sequence[ContentStep]
+) -> _Made:
+    stored_size = opened.image.size  # a draft makes the image report its decoded size
+    decoded = load_first_frame(opened, draft)
+    check_pixels(decoded.size, pixel_limit(options))
+    orientation = orientation_of(decoded)
+    upright_size = displayed_size(stored_size, orientation)
+    renditions = {variant.name: plan(upright_size, variant) for variant in options.variants}
+    picture = _upright_srgb(decoded, orientation)
+    for step in content_steps:
+        picture = step(picture)
+    encodings = tuple(dict.fromkeys(options.encodings))
+    distinct = dict.fromkeys(renditions.values())
+    encoded: Encoded = {}
+    with ThreadPoolExecutor(max_workers=_encode_threads(options, len(distinct) * len(encodings))) as pool:
+
+        def submit(rendition: Rendition, image: Image.Image) -> None:
+            for index, encoding in enumerate(encodings):
+                # Pillow's save() keeps its parameters on the image object: concurrent saves need their own.
+                own = image if index == 0 else image.copy()
+                context = contextvars.copy_context()
+                encoded[rendition, encoding] = pool.submit(context.run, encode, own, encoding, options.background)
+
+        rendered = _cascade(picture, distinct, submit)
+        placeholder_source = _smallest_with_region(rendered, renditions[options.largest_variant.name])
+        placeholder = make_placeholder(placeholder_source, options.background)
+        variants = tuple(_variant(name, rendition, encoded, options) for name, rendition in renditions.items())
+    return upright_size, variants, placeholder
+
+
+def _jpeg_draft(opened: OpenedImage, options: ImagingOptions) -> Size | None:
+    """The size to ask a JPEG's decoder for: a little under what the largest rendition needs (see DRAFT_MARGIN)."""
+    if opened.image.format not in ("JPEG", "MPO"):
+        return None
+    # A JPEG's EXIF (and so its orientation) is read with its header, before any pixel is decoded.
+    orientation = orientation_of(opened.image)
+    upright_size = displayed_size(opened.image.size, orientation)
+    needed = required_size(plan(upright_size, variant) for variant in options.variants)
+    width, height = displayed_size(needed, orientation)
+    return max(1, round(width * DRAFT_MARGIN)), max(1, round(height * DRAFT_MARGIN))
+
+
+def _upright_srgb(decoded: Image.Image, orientation: int) -> Image.Image:
+    icc_profile = decoded.info.get("icc_profile")
+    picture = to_srgb(to_resizable(orient(decoded, orientation)), icc_profile)
+    picture.info = {}
+    return picture
 
 
 def _cascade(
-    sizes: dict[str, tuple[int, int]],
-    render: Callable[[Image.Image | None, tuple[int, int]], Image.Image],
-    submit: Callable[[Image.Image], Future],
-) -> dict[tuple[int, int], Future]:
-    """Render each distinct size from the next larger one, largest first, handing each to `submit` at once.
+    picture: Image.Image, renditions: Iterable[Rendition], submit: Callable[[Rendition, Image.Image], None]
+) -> dict[Rendition, Image.Image]:
+    """Render each rendition, largest first, from the smallest one already rendered that holds it (else the picture).
 
-    The futures come back in that order, so the last one is the smallest.
+    A cover crop is rendered from a larger rendition only if that one still covers the crop at the crop's size.
     """
-    encoded: dict[tuple[int, int], Future] = {}
-    picture: Image.Image | None = None
-    for size in sorted(set(sizes.values()), key=lambda size: size[0] * size[1], reverse=True):
-        picture = render(picture, size)
-        encoded[size] = submit(picture)
-    return encoded
+    root = Rendition(WHOLE, picture.size)
+    rendered: dict[Rendition, Image.Image] = {}
+    for target in sorted(renditions, key=lambda rendition: rendition.area, reverse=True):
+        sources = [rendition for rendition in rendered if covers(rendition, target)]
+        source = min(sources, key=lambda rendition: rendition.area, default=root)
+        image = render(rendered.get(source, picture), source.region, target)
+        rendered[target] = image
+        submit(target, image)
+    return rendered
 
 
-def _encode_upright(picture: Image.Image, orientation: int, options: ImagingOptions) -> tuple[Image.Image, bytes]:
-    upright = orient(picture, orientation)
-    return upright, encode(upright, options.output_format, options.quality)
+def _smallest_with_region(rendered: dict[Rendition, Image.Image], like: Rendition) -> Image.Image:
+    """The smallest rendered picture showing the same region as `like` (what the placeholder is made from)."""
+    same_region = [rendition for rendition in rendered if rendition.region == like.region]
+    return rendered[min(same_region, key=lambda rendition: rendition.area)]
 
 
-def _variant(name: str, rendered: tuple[Image.Image, bytes], options: ImagingOptions) -> EncodedVariant:
-    upright, data = rendered
-    output_format = options.output_format
-    return EncodedVariant(
-        name=name,
-        width=upright.width,
-        height=upright.height,
-        format=output_format.value,
-        content_type=output_format.content_type,
-        extension=output_format.extension,
-        data=data,
-    )
+def _variant(name: str, rendition: Rendition, encoded: Encoded, options: ImagingOptions) -> RenderedVariant:
+    width, height = rendition.size
+    images = tuple(_encoded_image(encoding, encoded[rendition, encoding].result()) for encoding in options.encodings)
+    return RenderedVariant(name, width, height, images)
 
 
-def _process_animation(data: bytes, opened: OpenedImage, options: ImagingOptions) -> ProcessedImage:
+def _encoded_image(encoding: Encoding, data: bytes) -> EncodedImage:
+    output_format = encoding.format
+    return EncodedImage(output_format.value, output_format.content_type, output_format.extension, data)
+
+
+def _encode_threads(options: ImagingOptions, tasks: int) -> int:
+    return options.encode_threads or max(1, min(tasks, os.cpu_count() or 1))
+
+
+# ---------------------------------------------------------------------------
+# Animations
+# ---------------------------------------------------------------------------
+
+
+def _make_animation(opened: OpenedImage, options: ImagingOptions) -> _Made:
     frames, durations = _decode_frames(opened, options)
     loop = int(opened.image.info.get("loop", 0))
     orientation = orientation_of(opened.image)
     upright = [orient(frame, orientation) for frame in frames]
     canvas = upright[0].size
-    variants = []
-    for variant in options.variants:
-        size = fit_inside(canvas, variant.max_edge)
-        resized = [downscale(frame, size) for frame in upright]
-        payload = encode_animation(resized, durations, loop, options.output_format, options.quality)
-        variants.append(_variant(variant.name, (resized[0], payload), options))
-    source = SourceFacts(opened.format, canvas[0], canvas[1], len(data), opened.frames)
-    return ProcessedImage(source, tuple(variants), make_placeholder(upright[0]))
+    renditions = {variant.name: plan(canvas, variant) for variant in options.variants}
+    first_frames: dict[Rendition, Image.Image] = {}
+    payloads: dict[tuple[Rendition, Encoding], bytes] = {}
+    for rendition in dict.fromkeys(renditions.values()):
+        resized = [render(frame, WHOLE, rendition) for frame in upright]
+        first_frames[rendition] = resized[0]
+        for encoding in dict.fromkeys(options.encodings):
+            if encoding.format.supports_animation:
+                payloads[rendition, encoding] = encode_animation(resized, durations, loop, encoding)
+            else:
+                payloads[rendition, encoding] = encode(resized[0], encoding, options.background)
+    variants = tuple(
+        RenderedVariant(
+            name,
+            *rendition.size,
+            tuple(_encoded_image(encoding, payloads[rendition, encoding]) for encoding in options.encodings),
+        )
+        for name, rendition in renditions.items()
+    )
+    largest = renditions[options.largest_variant.name]
+    placeholder = make_placeholder(_smallest_with_region(first_frames, largest), options.background)
+    return canvas, variants, placeholder
 
 
 def _decode_frames(opened: OpenedImage, options: ImagingOptions) -> tuple[list[Image.Image], list[int]]:
@@ -147,13 +237,9 @@ def _decode_frames(opened: OpenedImage, options: ImagingOptions) -> tuple[list[I
     icc_profile = image.info.get("icc_profile")
     for index in range(opened.frames):
         image.seek(index)
-        check_pixels(image.size, options.max_pixels)
+        check_pixels(image.size, pixel_limit(options))
         frame = to_srgb(to_resizable(image.convert("RGBA")), icc_profile)
         frame.info = {}
         frames.append(frame)
         durations.append(int(image.info.get("duration", 100)))
     return frames, durations
-
-
-def _encode_threads(options: ImagingOptions) -> int:
-    return options.encode_threads or min(len(options.variants), os.cpu_count() or 1)

@@ -1,27 +1,46 @@
-"""What an app paints before the image loads: a dominant colour and a BlurHash."""
+"""What an app paints before the image loads: a dominant colour, a BlurHash and a ThumbHash."""
 
 from __future__ import annotations
 
+import base64
+
 import blurhash
+import thumbhash
 from PIL import Image
 
-from image_pipeline.imaging.results import Placeholder
+from image_pipeline.imaging.colour import flattened
+from image_pipeline.results import Placeholder
 
 # BlurHash's recommended component counts; the string stays about 28 characters.
 BLURHASH_COMPONENTS = (4, 3)
 SAMPLE_EDGE = 32
 PALETTE_COLOURS = 8
+# ThumbHash encodes images of at most 100 x 100 pixels.
+THUMBHASH_EDGE = 100
 
 
-def make_placeholder(image: Image.Image) -> Placeholder:
-    """Compute the placeholder from any (preferably small) upright sRGB image."""
-    sample = image.convert("RGB")
+def make_placeholder(image: Image.Image, background: tuple[int, int, int]) -> Placeholder:
+    """Compute the placeholder from an upright sRGB RGB or RGBA image (preferably small).
+
+    BlurHash and the dominant colour have no alpha: they describe the image composited onto `background`.
+    The ThumbHash keeps the alpha.
+    """
+    sample = flattened(image, background)
     sample.thumbnail((SAMPLE_EDGE, SAMPLE_EDGE), Image.Resampling.BOX)
     x_components, y_components = BLURHASH_COMPONENTS
     return Placeholder(
         dominant_color=dominant_colour(sample),
         blurhash=blurhash.encode(sample, x_components=x_components, y_components=y_components),
+        thumbhash=thumbhash_of(image),
     )
+
+
+def thumbhash_of(image: Image.Image) -> str:
+    """The ThumbHash of an RGB or RGBA image, as standard base64 with padding."""
+    sample = image.convert("RGBA")
+    sample.thumbnail((THUMBHASH_EDGE, THUMBHASH_EDGE), Image.Resampling.BOX)
+    hashed = thumbhash.rgba_to_thumb_hash(sample.width, sample.height, sample.tobytes())
+    return base64.b64encode(hashed).decode("ascii")
 
 
 def dominant_colour(image: Image.Image) -> str:
