@@ -60,6 +60,20 @@ def add_parser(subparsers: Any) -> None:
         metavar="SECONDS",
         help="seconds between progress log lines when stderr is not a terminal (default 10)",
     )
+    parser.add_argument(
+        "--prune",
+        action="store_true",
+        help="instead: list the output objects no manifest references (older generations, deleted sources); "
+        "with --yes, delete them",
+    )
+    parser.add_argument("--yes", action="store_true", help="with --prune: delete what it lists")
+    parser.add_argument(
+        "--prune-min-age-s",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="with --prune: keep objects younger than this, which an event in flight may still record (default 3600)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -76,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
     logs.configure(stream=sys.stderr, level=settings.log_level.value)
+    if args.prune or args.yes:
+        return prune(args, plan, settings)
 
     from image_pipeline.batch.run import Backfill
     from image_pipeline.commands.progress import Progress
@@ -100,6 +116,33 @@ def run(args: argparse.Namespace) -> int:
     with printing:
         print(json.dumps(summary), flush=True)
     return exit_code(summary)
+
+
+def prune(args: argparse.Namespace, plan: Any, settings: Any) -> int:
+    """List (with --yes, delete) the output objects no manifest references: one JSON line each, then a summary."""
+    from image_pipeline.batch.prune import Prune
+    from image_pipeline.function import connect_dependencies
+
+    if not args.prune:
+        print(f"{PROG}: error: --yes only confirms --prune", file=sys.stderr)
+        return 2
+    routes = tuple(route for route in settings.routes if not plan.routes or route.name in plan.routes)
+    deps = connect_dependencies(settings)
+    pruning = Prune(
+        plan.bucket, routes, settings.routes, deps.objects, deps.documents, deps.now, args.prune_min_age_s, args.yes
+    )
+
+    def observe(report: Any) -> None:
+        if report.action == "orphan":
+            line = {"orphan": report.name, "generation": report.generation, "deleted": report.deleted}
+            print(json.dumps(line), flush=True)
+
+    with sigterm_as_interrupt():
+        summary = pruning.run(observe)
+    print(json.dumps(summary), flush=True)
+    if summary["interrupted"]:
+        return INTERRUPTED
+    return 1 if summary["errors"] or summary["listing_error"] else 0
 
 
 def make_plan(args: argparse.Namespace, settings: Any, environ: Mapping[str, str]) -> Any:
