@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.fuzz_engine import Case, Result, generate_cases, run_cases, seed_images  # noqa: E402
+from tests.fuzz_engine import Case, Result, generate_cases, run_cases, seed_images
 
 MAX_SEED_BYTES = 4 * 1024 * 1024
 

@@ -1,4 +1,5 @@
-"""A mutation fuzzer for the imaging core: seed images, byte-level and header-aware mutations, and a capped worker process.
+"""A mutation fuzzer for the imaging core: seed images, byte-level and header-aware mutations, and a capped worker
+process.
 
 Each case runs through `process_image` (production ImagingOptions) in a separate interpreter under an address-space
 limit; the parent bounds each case's wall time and restarts the worker after a crash or a hang. Used by
@@ -88,7 +89,9 @@ class Report:
             "max_case_s": round(self.max_seconds, 3),
             "slowest": self.slowest,
             "max_rss_mib": round(self.max_rss_kib / 1024, 1),
-            "failures": [{"label": f.case.label, "outcome": f.outcome, "detail": f.detail[-300:]} for f in self.failures],
+            "failures": [
+                {"label": f.case.label, "outcome": f.outcome, "detail": f.detail[-300:]} for f in self.failures
+            ],
         }
 
 
@@ -378,7 +381,7 @@ def worker_main() -> None:
             outcome = "ok" if result.variants else "escaped:NoVariants"
         except ImageRejected as rejection:
             outcome = f"rejected:{rejection.code.value}"
-        except BaseException as error:  # noqa: BLE001 - anything else is exactly what the fuzzer looks for
+        except BaseException as error:
             outcome, detail = f"escaped:{type(error).__name__}", traceback.format_exc()
         seconds = time.perf_counter() - started
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -392,12 +395,17 @@ class Supervisor:
     def __init__(self, case_timeout_s: float) -> None:
         self._timeout_s = case_timeout_s
         self._process: subprocess.Popen | None = None
+        # The worker's stderr goes to a file, not a pipe: libtiff can print thousands of warning lines for one case,
+        # and an unread pipe would fill up and block the worker (which then looks like a hang). One file, emptied
+        # for each new worker and closed on exit.
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
 
     def __enter__(self) -> Supervisor:
         return self
 
     def __exit__(self, *_: object) -> None:
         self._stop()
+        self._stderr.close()
 
     def run(self, case: Case) -> Result:
         """Run one case; a dead or silent worker is recorded as a crash or a hang and replaced."""
@@ -431,9 +439,8 @@ class Supervisor:
     def _worker(self) -> subprocess.Popen:
         if self._process is None or self._process.poll() is not None:
             env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONFAULTHANDLER": "1"}
-            # stderr to a file, not a pipe: libtiff can print thousands of warning lines for one case, and an unread
-            # pipe would fill up and block the worker (which then looks like a hang).
-            self._stderr = tempfile.TemporaryFile()
+            self._stderr.seek(0)
+            self._stderr.truncate()
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "tests.fuzz_engine", "worker"], cwd=REPO, env=env,
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
@@ -448,7 +455,10 @@ class Supervisor:
 
 
 def run_cases(
-    cases: Iterable[Case], case_timeout_s: float, deadline_s: float | None = None, on_result: Callable[[Result], None] | None = None
+    cases: Iterable[Case],
+    case_timeout_s: float,
+    deadline_s: float | None = None,
+    on_result: Callable[[Result], None] | None = None,
 ) -> Report:
     """Run cases until they are exhausted or `deadline_s` of wall time has passed; count every outcome."""
     report = Report()

@@ -4,6 +4,7 @@ and each processed generation has exactly one set of outputs."""
 from __future__ import annotations
 
 import io
+import itertools
 import re
 import threading
 import time
@@ -30,12 +31,14 @@ def progress(document: dict[str, Any] | None) -> tuple[int, int]:
 
 def regressions(states: list[dict[str, Any] | None]) -> list[str]:
     """Each step at which the document went back: to an older generation, or from settled to finalizing."""
-    steps = zip(states, states[1:])
+    steps = itertools.pairwise(states)
     return [f"{progress(before)} -> {progress(after)}" for before, after in steps if progress(after) < progress(before)]
 
 
 class DocumentHistory:
-    """Every state of one document that a Firestore listener saw, in order; `follow()` again after an emulator restart."""
+    """Every state of one document that a Firestore listener saw, in order.
+
+    Call `follow()` again after an emulator restart."""
 
     def __init__(self, reference: firestore.DocumentReference) -> None:
         self._reference = reference

@@ -51,7 +51,7 @@ def test_concurrent_duplicates_overlapping_in_every_upload_make_one_result(
         statuses = [attempt.result(timeout=60) for attempt in attempts]
         # Racing settles can abort on the emulator's lock timeout: those are redelivered, as Eventarc would.
         statuses = [status if status < 500 else backend.deliver_as_eventarc(source, event_id)
-                    for status, event_id in zip(statuses, event_ids)]  # fmt: skip
+                    for status, event_id in zip(statuses, event_ids, strict=True)]  # fmt: skip
 
     assert statuses == [200] * DUPLICATES
     assert_complete(backend, CHARACTER, source, OUTPUTS)

@@ -33,8 +33,21 @@ FUZZ_SEED = int(os.environ.get("FUZZ_SEED", "20240601"))
 CASE_TIMEOUT_S = float(os.environ.get("FUZZ_CASE_TIMEOUT_S", "20"))
 REGRESSIONS = Path(__file__).resolve().parent / "regressions"
 # Seeds whose declared size the patcher can rewrite so that Pillow reads it back.
-PATCHABLE = ("jpeg", "jpeg_progressive", "png_rgba", "png_palette", "apng", "gif", "bmp", "tiff_lzw", "tiff_pages", "webp",
-             "webp_lossless_alpha", "webp_animated", "avif")
+PATCHABLE = (
+    "jpeg",
+    "jpeg_progressive",
+    "png_rgba",
+    "png_palette",
+    "apng",
+    "gif",
+    "bmp",
+    "tiff_lzw",
+    "tiff_pages",
+    "webp",
+    "webp_lossless_alpha",
+    "webp_animated",
+    "avif",
+)
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""Hostile object names, malformed CloudEvents and forged metadata: skipped or rejected cleanly, never another user's document.
+"""Hostile object names, malformed CloudEvents and forged metadata: skipped or rejected cleanly, never another
+user's document.
 
 The pure skip rules (objects.py) are explored with hypothesis against an independent oracle of the contract;
 a smaller set is delivered over HTTP to the function served by functions-framework on the emulators.
@@ -10,7 +11,7 @@ import json
 import string
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -71,8 +72,12 @@ def test_a_name_is_an_upload_exactly_when_the_contract_says_so(parts: list[str],
 
 
 @settings(max_examples=300, deadline=None)
-@given(uid=st.from_regex(r"\A[A-Za-z0-9_-]{1,128}\Z"), character=st.from_regex(r"\A[A-Za-z0-9_-]{1,128}\Z"),
-       file_name=st.text(min_size=1, max_size=300).filter(is_file_name), variant=st.sampled_from(["thumb", "large"]))  # fmt: skip
+@given(
+    uid=st.from_regex(r"\A[A-Za-z0-9_-]{1,128}\Z"),
+    character=st.from_regex(r"\A[A-Za-z0-9_-]{1,128}\Z"),
+    file_name=st.text(min_size=1, max_size=300).filter(is_file_name),
+    variant=st.sampled_from(["thumb", "large"]),
+)
 def test_outputs_of_an_upload_stay_in_its_own_folder_with_safe_names(
     uid: str, character: str, file_name: str, variant: str
 ) -> None:
@@ -99,9 +104,34 @@ numbers_as_sent = st.one_of(
     json_values,
     st.integers(min_value=-(10**25), max_value=10**25),
     st.integers(min_value=-(10**25), max_value=10**25).map(str),
-    st.sampled_from(["", "0", "00", "01", "-1", "+1", " 1", "1 ", "1\n", "1.0", "1e3", "0x10", "١٢٣", "²", "9" * 18, "9" * 19,
-                     "9" * 20, "9" * 21, str(2**63 - 1), str(2**63), "1_000", "NaN", "inf"]),
-)  # fmt: skip
+    st.sampled_from(
+        [
+            "",
+            "0",
+            "00",
+            "01",
+            "-1",
+            "+1",
+            " 1",
+            "1 ",
+            "1\n",
+            "1.0",
+            "1e3",
+            "0x10",
+            "١٢٣",
+            "²",
+            "9" * 18,
+            "9" * 19,
+            "9" * 20,
+            "9" * 21,
+            str(2**63 - 1),
+            str(2**63),
+            "1_000",
+            "NaN",
+            "inf",
+        ]
+    ),
+)
 
 
 def is_digit_string(value: Any) -> bool:
@@ -143,8 +173,18 @@ def test_any_event_data_is_skipped_without_connecting_to_anything(data: Any, eve
     assert Function(SETTINGS, connect=refuse).handle("e", event_time, data) is Outcome.SKIPPED
 
 
-@pytest.mark.parametrize("event_time", ["2030-13-01T00:00:00Z", "9999-12-31T23:59:59+14:00", "0001-01-01T00:00:00-14:00",
-                                        "2030-01-01T00:00:00.0000000001Z", "\x00", "now", ""])  # fmt: skip
+@pytest.mark.parametrize(
+    "event_time",
+    [
+        "2030-13-01T00:00:00Z",
+        "9999-12-31T23:59:59+14:00",
+        "0001-01-01T00:00:00-14:00",
+        "2030-01-01T00:00:00.0000000001Z",
+        "\x00",
+        "now",
+        "",
+    ],
+)
 def test_odd_event_times_give_an_aware_time(event_time: str) -> None:
     upload = classify("e", event_time, resource("raw-uploads/u/c/x.jpg"), SETTINGS)
 
@@ -206,7 +246,7 @@ def eventarc_headers(name: str, **overrides: str) -> dict[str, str]:
         "ce-type": "google.cloud.storage.object.v1.finalized",
         "ce-specversion": "1.0",
         "ce-subject": f"objects/{quote(name)}",  # a header cannot carry control characters
-        "ce-time": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "ce-time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "Content-Type": "application/json",
         **overrides,
     }
@@ -234,7 +274,9 @@ def eventarc_headers(name: str, **overrides: str) -> dict[str, str]:
 def test_hostile_names_are_acknowledged_and_change_nothing(two_users: Any, name: str) -> None:
     attacker_before = two_users.document(ATTACKER_CHARACTER)
 
-    status = post_event(two_users.function_url, eventarc_headers(name), json.dumps({**two_users.source, "name": name}).encode())
+    status = post_event(
+        two_users.function_url, eventarc_headers(name), json.dumps({**two_users.source, "name": name}).encode()
+    )
 
     assert status == 200
     assert two_users.document(ATTACKER_CHARACTER) == attacker_before
@@ -252,7 +294,9 @@ def test_hostile_names_are_acknowledged_and_change_nothing(two_users: Any, name:
         pytest.param({"Content-Type": "text/plain"}, b"raw-uploads/u/c/x.jpg", id="body-text"),
     ],
 )
-def test_malformed_envelopes_are_refused_without_a_retry_status(two_users: Any, overrides: dict, body: bytes | None) -> None:
+def test_malformed_envelopes_are_refused_without_a_retry_status(
+    two_users: Any, overrides: dict, body: bytes | None
+) -> None:
     payload = json.dumps(two_users.source).encode() if body is None else body
 
     status = post_event(two_users.function_url, eventarc_headers(OWN_SOURCE, **overrides), payload)
@@ -332,5 +376,9 @@ def test_a_unicode_file_name_of_the_owner_is_processed_into_safe_names(two_users
 @pytest.mark.parametrize("field_name", ["generation", "size"])
 def test_a_number_beyond_int64_is_skipped(field_name: str) -> None:
     # Found by the event fuzzer: size 99999999999999999999 reached Firestore, which refused it -> 500 forever.
-    assert isinstance(classify("e", None, resource("raw-uploads/u/c/x.jpg", **{field_name: str(2**63)}), SETTINGS), Skip)
-    assert isinstance(classify("e", None, resource("raw-uploads/u/c/x.jpg", **{field_name: str(2**63 - 1)}), SETTINGS), Upload)
+    assert isinstance(
+        classify("e", None, resource("raw-uploads/u/c/x.jpg", **{field_name: str(2**63)}), SETTINGS), Skip
+    )
+    assert isinstance(
+        classify("e", None, resource("raw-uploads/u/c/x.jpg", **{field_name: str(2**63 - 1)}), SETTINGS), Upload
+    )

@@ -17,6 +17,7 @@ Skipped when gcloud, its cloud-firestore-emulator component or Java is missing.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -53,7 +54,9 @@ def emulator(tmp_path_factory):
     with open(log, "wb") as out:
         process = subprocess.Popen(
             ["gcloud", "emulators", "firestore", "start", f"--host-port=127.0.0.1:{port}"],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -76,16 +79,17 @@ def emulator(tmp_path_factory):
             os.killpg(process.pid, signal.SIGTERM)
             process.wait(timeout=10)
         except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 def load_rules(base: str, name: str) -> dict:
     content = (ROOT / name).read_text()
-    response = requests.put(f"{base}/emulator/v1/projects/{PROJECT}:securityRules",
-                            json={"rules": {"files": [{"name": name, "content": content}]}}, timeout=30)
+    response = requests.put(
+        f"{base}/emulator/v1/projects/{PROJECT}:securityRules",
+        json={"rules": {"files": [{"name": name, "content": content}]}},
+        timeout=30,
+    )
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -100,8 +104,11 @@ def test_rules_compile_without_issues(emulator, name):
 def test_rules_compiler_catches_mistakes(emulator):
     # The check above is meaningful: a typo in a function name is reported.
     content = (ROOT / "storage.rules").read_text().replace("isOwner(uid) && validId", "isOwnr(uid) && validId")
-    response = requests.put(f"{emulator}/emulator/v1/projects/{PROJECT}-typo:securityRules",
-                            json={"rules": {"files": [{"name": "storage.rules", "content": content}]}}, timeout=30)
+    response = requests.put(
+        f"{emulator}/emulator/v1/projects/{PROJECT}-typo:securityRules",
+        json={"rules": {"files": [{"name": "storage.rules", "content": content}]}},
+        timeout=30,
+    )
     assert "isOwnr" in response.text
 
 
@@ -112,9 +119,16 @@ def token(uid: str) -> str:
     def part(obj: dict) -> str:
         return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
 
-    claims = {"sub": uid, "user_id": uid, "aud": PROJECT, "iss": f"https://securetoken.google.com/{PROJECT}",
-              "iat": 0, "exp": 9_999_999_999, "auth_time": 0,
-              "firebase": {"sign_in_provider": "custom", "identities": {}}}
+    claims = {
+        "sub": uid,
+        "user_id": uid,
+        "aud": PROJECT,
+        "iss": f"https://securetoken.google.com/{PROJECT}",
+        "iat": 0,
+        "exp": 9_999_999_999,
+        "auth_time": 0,
+        "firebase": {"sign_in_provider": "custom", "identities": {}},
+    }
     return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
 
 
@@ -161,22 +175,28 @@ def db(emulator):
     load_rules(emulator, "firestore.rules")
     requests.delete(f"{emulator}/emulator/v1/projects/{PROJECT}/databases/(default)/documents", timeout=30)
     for doc_id, data in (("processed", PROCESSED), ("bare", BARE)):
-        response = requests.patch(f"{emulator}{DOCS}/characters/{doc_id}", json=fields(data),
-                                  headers=headers("admin"), timeout=30)
+        response = requests.patch(
+            f"{emulator}{DOCS}/characters/{doc_id}", json=fields(data), headers=headers("admin"), timeout=30
+        )
         assert response.status_code == 200, response.text
     return emulator
 
 
 def create(base, who, doc_id, data):
-    return requests.post(f"{base}{DOCS}/characters?documentId={doc_id}", json=fields(data), headers=headers(who),
-                         timeout=30).status_code
+    return requests.post(
+        f"{base}{DOCS}/characters?documentId={doc_id}", json=fields(data), headers=headers(who), timeout=30
+    ).status_code
 
 
 def update(base, who, doc_id, data, *paths):
     """Update the given field paths (masked, like the SDK's update()); no paths = replace the document (set)."""
     mask = "&".join(f"updateMask.fieldPaths={p}" for p in paths)
-    return requests.patch(f"{base}{DOCS}/characters/{doc_id}?currentDocument.exists=true&{mask}",
-                          json=fields(data), headers=headers(who), timeout=30).status_code
+    return requests.patch(
+        f"{base}{DOCS}/characters/{doc_id}?currentDocument.exists=true&{mask}",
+        json=fields(data),
+        headers=headers(who),
+        timeout=30,
+    ).status_code
 
 
 @pytest.mark.parametrize(
@@ -187,15 +207,16 @@ def test_read(db, who, doc_id, status):
     assert requests.get(f"{db}{DOCS}/characters/{doc_id}", headers=headers(who), timeout=30).status_code == status
 
 
-@pytest.mark.parametrize(("who", "owner", "status"), [("alice", "alice", 200), ("alice", None, 403),
-                                                       ("bob", "alice", 403)])
+@pytest.mark.parametrize(
+    ("who", "owner", "status"), [("alice", "alice", 200), ("alice", None, 403), ("bob", "alice", 403)]
+)
 def test_queries_must_be_limited_to_own_characters(db, who, owner, status):
     query = {"from": [{"collectionId": "characters"}]}
     if owner:
-        query["where"] = {"fieldFilter": {"field": {"fieldPath": "meta.userId"}, "op": "EQUAL",
-                                          "value": {"stringValue": owner}}}
-    response = requests.post(f"{db}{DOCS}:runQuery", json={"structuredQuery": query}, headers=headers(who),
-                             timeout=30)
+        query["where"] = {
+            "fieldFilter": {"field": {"fieldPath": "meta.userId"}, "op": "EQUAL", "value": {"stringValue": owner}}
+        }
+    response = requests.post(f"{db}{DOCS}:runQuery", json={"structuredQuery": query}, headers=headers(who), timeout=30)
     assert response.status_code == status, response.text
 
 
@@ -204,9 +225,19 @@ def test_queries_must_be_limited_to_own_characters(db, who, owner, status):
     [
         ("alice", {"meta": {"userId": "alice"}, "name": "New"}, 200),
         ("alice", {"meta": {"userId": "alice"}, "visuals": {"primaryImageUrl": "https://x/p.png"}}, 200),
-        ("alice", {"meta": {"userId": "alice"},
-                   "visuals": {"isShowcaseProcessed": False, "showcaseProcessingStatus": None,
-                               "showcaseImageUrl": None, "showcase": None}}, 200),
+        (
+            "alice",
+            {
+                "meta": {"userId": "alice"},
+                "visuals": {
+                    "isShowcaseProcessed": False,
+                    "showcaseProcessingStatus": None,
+                    "showcaseImageUrl": None,
+                    "showcase": None,
+                },
+            },
+            200,
+        ),
         ("bob", {"meta": {"userId": "alice"}, "name": "Forged"}, 403),
         (None, {"meta": {"userId": "alice"}, "name": "Anon"}, 403),
         ("alice", {"name": "No owner"}, 403),
@@ -232,12 +263,27 @@ def test_create(db, who, data, status):
         ("bob", "processed", {"name": "Hijack"}, ["name"], 403),
         (None, "processed", {"name": "Anon"}, ["name"], 403),
         ("alice", "processed", {"meta": {"userId": "bob"}}, ["meta.userId"], 403),
-        ("alice", "processed", {"visuals": {"showcaseImageUrl": "https://evil.test/x"}},
-         ["visuals.showcaseImageUrl"], 403),
-        ("alice", "processed", {"visuals": {"showcaseProcessingStatus": "finalizing"}},
-         ["visuals.showcaseProcessingStatus"], 403),
-        ("alice", "bare", {"visuals": {"showcaseProcessingStatus": "complete"}},
-         ["visuals.showcaseProcessingStatus"], 403),
+        (
+            "alice",
+            "processed",
+            {"visuals": {"showcaseImageUrl": "https://evil.test/x"}},
+            ["visuals.showcaseImageUrl"],
+            403,
+        ),
+        (
+            "alice",
+            "processed",
+            {"visuals": {"showcaseProcessingStatus": "finalizing"}},
+            ["visuals.showcaseProcessingStatus"],
+            403,
+        ),
+        (
+            "alice",
+            "bare",
+            {"visuals": {"showcaseProcessingStatus": "complete"}},
+            ["visuals.showcaseProcessingStatus"],
+            403,
+        ),
         ("alice", "processed", {"visuals": {"isShowcaseProcessed": False}}, ["visuals.isShowcaseProcessed"], 403),
         ("alice", "bare", {"visuals": {"isShowcaseProcessed": True}}, ["visuals"], 403),
         ("alice", "processed", {"visuals": {"showcase": {"error": {"code": "x"}}}}, ["visuals.showcase.error"], 403),
@@ -260,6 +306,7 @@ def test_delete(db, who, status):
 
 def test_other_collections_are_closed(db):
     assert create(db, "alice", "x", {"meta": {"userId": "alice"}}) == 200
-    response = requests.post(f"{db}{DOCS}/users?documentId=alice", json=fields({"a": 1}), headers=headers("alice"),
-                             timeout=30)
+    response = requests.post(
+        f"{db}{DOCS}/users?documentId=alice", json=fields({"a": 1}), headers=headers("alice"), timeout=30
+    )
     assert response.status_code == 403
