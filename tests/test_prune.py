@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -226,3 +227,43 @@ def test_orphan_of(resource, orphan):
 def test_yes_alone_is_a_usage_error(capsys):
     assert main(["backfill", "--bucket", BUCKET, "--yes"]) == 2
     assert "--yes only confirms --prune" in capsys.readouterr().err
+
+
+# --- On the emulators, through the CLI ------------------------------------------------------------------------
+
+
+def test_cli_prune_on_emulators_lists_then_deletes_older_generations(backend, monkeypatch, capsys):
+    from tests.backend import BUCKET as EMULATOR_BUCKET
+    from tests.backend import photo
+
+    monkeypatch.setenv("BUCKET", EMULATOR_BUCKET)
+    for variable in ("CLOUD_RUN_TASK_INDEX", "CLOUD_RUN_TASK_COUNT", "LOG_LEVEL"):
+        monkeypatch.delenv(variable, raising=False)
+    for character, owner in (("char-1", "user-1"), ("char-2", "user-1")):
+        backend.seed_character(character, owner)
+        backend.upload(f"raw-uploads/{owner}/{character}/portrait.jpg", photo(320, 240))
+    assert main(["backfill"]) == 0
+    first = set(backend.objects("showcase-images/"))
+    backend.upload("raw-uploads/user-1/char-1/portrait.jpg", photo(300, 200))  # a newer generation
+    backend.bucket.blob("raw-uploads/user-1/char-2/portrait.jpg").delete()  # a deleted source
+    assert main(["backfill"]) == 0
+    capsys.readouterr()
+    older = {name for name in first if name.startswith("showcase-images/user-1/char-1/")}
+    assert len(older) == 3
+
+    def prune_cli(*args: str) -> tuple[int, dict[str, Any], set[str]]:
+        code = main(["backfill", "--prune", "--prune-min-age-s", "0", *args])
+        lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        return code, lines[-1], {line["orphan"] for line in lines[:-1]}
+
+    code, summary, listed = prune_cli()
+    assert (code, listed, summary["deleted"]) == (0, older, 0)
+    assert set(backend.objects("showcase-images/")) >= older
+
+    code, summary, deleted = prune_cli("--yes")
+    assert (code, deleted, summary["deleted"]) == (0, older, 3)
+    remaining = set(backend.objects("showcase-images/"))
+    assert remaining == (first - older) | (remaining - first) and not remaining & older
+    for character in ("char-1", "char-2"):  # both manifests still point at live objects
+        for variant in backend.document(character)["visuals"]["showcase"]["variants"].values():
+            assert variant["path"] in remaining
