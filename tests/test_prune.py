@@ -263,7 +263,7 @@ def test_cli_prune_on_emulators_lists_then_deletes_older_generations(backend, mo
     code, summary, deleted = prune_cli("--yes")
     assert (code, deleted, summary["deleted"]) == (0, older, 3)
     remaining = set(backend.objects("showcase-images/"))
-    assert remaining == (first - older) | (remaining - first) and not remaining & older
+    assert not remaining & older and first - older <= remaining  # char-2's outputs (source deleted) stay
     for character in ("char-1", "char-2"):  # both manifests still point at live objects
         for variant in backend.document(character)["visuals"]["showcase"]["variants"].values():
             assert variant["path"] in remaining
