@@ -205,7 +205,7 @@ class Variable:
     """One environment variable the settings read, as `settings --names` and `settings --markdown` show it."""
 
     name: str
-    default: str  # as it would be written in the environment
+    default: str  # as it would be written in the environment; "" when unset by default
     accepts: str  # the values it takes (Markdown)
     help: str  # what it does, in one line (Markdown)
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from image_pipeline.settings import Variable
 
 PROG = "python -m image_pipeline settings"
 
@@ -49,12 +52,15 @@ def run(args: argparse.Namespace) -> int:
     if args.mode == "names":
         print("\n".join(variable.name for variable in variables))
     else:
-        print(markdown_table((f"`{v.name}`", f"`{v.default}`", v.accepts, v.help) for v in variables))
+        print(markdown_table(variables))
     return 0
 
 
-def markdown_table(rows: Iterable[tuple[str, str, str, str]]) -> str:
+def markdown_table(variables: Iterable[Variable]) -> str:
     """The README's settings table: variable, default, accepted values, meaning."""
     lines = ["| variable | default | accepts | meaning |", "|---|---|---|---|"]
-    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    for variable in variables:
+        default = f"`{variable.default}`" if variable.default else "unset"
+        cells = (f"`{variable.name}`", default, variable.accepts, variable.help)
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     return "\n".join(lines)
