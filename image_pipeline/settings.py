@@ -6,12 +6,16 @@ import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from pathlib import Path
+from types import MappingProxyType
 from enum import Enum
 from typing import TypeVar
 
 from image_pipeline.errors import ConfigurationError
 from image_pipeline.options import Encoding, ImagingOptions, OutputFormat, Variant
+from image_pipeline.routes import DEFAULT_CACHE_CONTROL, DeleteOriginal, Mirror, MissingDocument, Pattern, Route, Template
 
 
 class LogLevel(str, Enum):
@@ -30,13 +34,8 @@ class UrlMode(str, Enum):
     PUBLIC = "public"
 
 
-class DeleteOriginal(str, Enum):
-    """Whether the uploaded source is deleted once its variants are recorded."""
-
-    NEVER = "never"
-    ON_SUCCESS = "on_success"
-
-
+# Where main.py is: relative ROUTES_FILE paths start here, in the deployed source as in a checkout.
+SOURCE_ROOT = Path(__file__).resolve().parent.parent
 FIREBASE_DOWNLOAD_BASE = "https://firebasestorage.googleapis.com/v0"
 PUBLIC_STORAGE_BASE = "https://storage.googleapis.com"
 
@@ -55,10 +54,38 @@ class Settings:
     retry_window_s: int = 3600
     client_timeout_s: float = 10.0
     client_retry_s: float = 5.0
-    cache_control: str = "public, max-age=31536000, immutable"
+    cache_control: str = DEFAULT_CACHE_CONTROL
     download_url_base: str = FIREBASE_DOWNLOAD_BASE
     public_url_base: str = PUBLIC_STORAGE_BASE
     log_level: LogLevel = LogLevel.INFO
+    # The routes of ROUTES_FILE; empty: the one built-in route made from the variables above.
+    route_table: tuple[Route, ...] = ()
+
+    @cached_property
+    def routes(self) -> tuple[Route, ...]:
+        """The routes in the order they are tried."""
+        return self.route_table or (self.builtin_route(),)
+
+    def builtin_route(self) -> Route:
+        """CharaForge's layout, as before routes: `{SOURCE_PREFIX}{uid}/{characterId}/{file}` -> `characters/{id}`."""
+        return Route(
+            name="showcase",
+            match=Pattern.parse(f"{self.source_prefix}{{uid}}/{{characterId}}/{{file}}"),
+            document=Template(f"{self.collection}/{{characterId}}"),
+            field="visuals.showcase",
+            output=Template(f"{self.output_prefix}{{uid}}/{{characterId}}/"),
+            imaging=self.imaging,
+            require=MappingProxyType({"meta.userId": Template("{uid}")}),
+            missing=MissingDocument.WAIT,
+            owner="uid",
+            mirror=Mirror(
+                status="visuals.showcaseProcessingStatus",
+                url="visuals.showcaseImageUrl",
+                ready="visuals.isShowcaseProcessed",
+            ),
+            cache_control=self.cache_control,
+            delete_original=self.delete_original,
+        )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -79,15 +106,15 @@ class Settings:
         defaults = cls()
         imaging = ImagingOptions(
             variants=env.variants(
-                "VARIANTS", defaults_imaging.variants, help="the sizes made; the largest is `showcaseImageUrl`"
+                "VARIANTS", defaults_imaging.variants, route=True, help="the sizes made; the largest is `showcaseImageUrl`"
             ),
             encodings=(
                 Encoding(
                     env.choice(
-                        "OUTPUT_FORMAT", OutputFormat, defaults_imaging.primary.format, help="the variants' format"
+                        "OUTPUT_FORMAT", OutputFormat, defaults_imaging.primary.format, route=True, help="the variants' format"
                     ),
                     env.integer(
-                        "QUALITY", defaults_imaging.primary.quality, low=1, high=100, help="the encoder's quality"
+                        "QUALITY", defaults_imaging.primary.quality, low=1, high=100, route=True, help="the encoder's quality"
                     ),
                 ),
             ),
@@ -110,7 +137,7 @@ class Settings:
             keep_animation=env.boolean(
                 "KEEP_ANIMATION",
                 defaults_imaging.keep_animation,
-                help="keep animations (GIF/WebP/APNG in; WebP/AVIF/PNG out)",
+                route=True, help="keep animations (GIF/WebP/APNG in; WebP/AVIF/PNG out)",
             ),
             encode_threads=env.integer(
                 "ENCODE_THREADS",
@@ -122,11 +149,11 @@ class Settings:
         )
         settings = cls(
             imaging=imaging,
-            source_prefix=env.prefix("SOURCE_PREFIX", defaults.source_prefix, help="where uploads are watched"),
+            source_prefix=env.prefix("SOURCE_PREFIX", defaults.source_prefix, route=True, help="where uploads are watched"),
             output_prefix=env.prefix(
-                "OUTPUT_PREFIX", defaults.output_prefix, help="where variants go; must not overlap `SOURCE_PREFIX`"
+                "OUTPUT_PREFIX", defaults.output_prefix, route=True, help="where variants go; must not overlap `SOURCE_PREFIX`"
             ),
-            collection=env.name("FIRESTORE_COLLECTION", defaults.collection, help="the documents' collection"),
+            collection=env.name("FIRESTORE_COLLECTION", defaults.collection, route=True, help="the documents' collection"),
             url_mode=env.choice(
                 "URL_MODE",
                 UrlMode,
@@ -137,7 +164,7 @@ class Settings:
                 "DELETE_ORIGINAL",
                 DeleteOriginal,
                 defaults.delete_original,
-                help="whether the upload is deleted once its variants are recorded",
+                route=True, help="whether the upload is deleted once its variants are recorded",
             ),
             max_event_age_s=env.integer(
                 "MAX_EVENT_AGE_S",
@@ -178,7 +205,15 @@ class Settings:
             log_level=env.choice("LOG_LEVEL", LogLevel, defaults.log_level, help="the lowest severity logged"),
         )
         settings.validate()
-        return settings
+        routes_file = env.path(
+            "ROUTES_FILE", help="a routes file (TOML; relative: from the source root): see docs/routes.md"
+        )
+        if routes_file is None:
+            return settings
+        env.refuse_route_settings("ROUTES_FILE is set: the routes file says what these said; unset")
+        from image_pipeline.routes_file import load_routes
+
+        return replace(settings, route_table=load_routes(routes_file, settings.imaging))
 
     def validate(self) -> None:
         """Reject combinations that no single variable can show to be wrong."""
@@ -208,6 +243,7 @@ class Variable:
     default: str  # as it would be written in the environment; "" when unset by default
     accepts: str  # the values it takes (Markdown)
     help: str  # what it does, in one line (Markdown)
+    route: bool = False  # a setting of the built-in route: refused beside ROUTES_FILE, where routes say it
 
 
 class _Env:
@@ -235,8 +271,8 @@ class _Env:
         value = self._environ.get(key)
         return None if value is None or value.strip() == "" else value.strip()
 
-    def integer(self, key: str, default: int, *, help: str, low: int | None = None, high: int | None = None) -> int:
-        raw = self._get(Variable(key, str(default), _range_text("whole number", low, high), help))
+    def integer(self, key: str, default: int, *, help: str, route: bool = False, low: int | None = None, high: int | None = None) -> int:
+        raw = self._get(Variable(key, str(default), _range_text("whole number", low, high), help, route))
         if raw is None:
             return default
         try:
@@ -259,9 +295,9 @@ class _Env:
             raise ConfigurationError(f"{key} must be a finite number, got {raw!r}")
         return _in_range(key, value, low, high)
 
-    def boolean(self, key: str, default: bool, *, help: str) -> bool:
+    def boolean(self, key: str, default: bool, *, help: str, route: bool = False) -> bool:
         accepts = "`true` or `false` (also `1`/`0`, `yes`/`no`, `on`/`off`)"
-        raw = self._get(Variable(key, "true" if default else "false", accepts, help))
+        raw = self._get(Variable(key, "true" if default else "false", accepts, help, route))
         if raw is None:
             return default
         if raw.lower() in _TRUE:
@@ -270,10 +306,10 @@ class _Env:
             return False
         raise ConfigurationError(f"{key} must be one of true/false/1/0/yes/no/on/off, got {raw!r}")
 
-    def choice(self, key: str, kind: type[_Choice], default: _Choice, *, help: str) -> _Choice:
+    def choice(self, key: str, kind: type[_Choice], default: _Choice, *, help: str, route: bool = False) -> _Choice:
         values = [f"`{member.value}`" for member in kind]
         accepts = f"{', '.join(values[:-1])} or {values[-1]}" if len(values) > 1 else values[0]
-        raw = self._get(Variable(key, default.value, accepts, help))
+        raw = self._get(Variable(key, default.value, accepts, help, route))
         if raw is None:
             return default
         try:
@@ -282,21 +318,34 @@ class _Env:
             allowed = ", ".join(member.value for member in kind)
             raise ConfigurationError(f"{key} must be one of {allowed}, got {raw!r}") from None
 
-    def name(self, key: str, default: str, *, help: str) -> str:
-        raw = self._get(Variable(key, default, "1-128 of `A-Z a-z 0-9 _ -`", help))
+    def name(self, key: str, default: str, *, help: str, route: bool = False) -> str:
+        raw = self._get(Variable(key, default, "1-128 of `A-Z a-z 0-9 _ -`", help, route))
         if raw is None:
             return default
         if not _NAME.match(raw):
             raise ConfigurationError(f"{key} must be 1-128 characters of A-Z a-z 0-9 _ -, got {raw!r}")
         return raw
 
-    def prefix(self, key: str, default: str, *, help: str) -> str:
-        raw = self._get(Variable(key, default, "a folder path ending in `/`, like `a/b/`", help))
+    def prefix(self, key: str, default: str, *, help: str, route: bool = False) -> str:
+        raw = self._get(Variable(key, default, "a folder path ending in `/`, like `a/b/`", help, route))
         if raw is None:
             return default
         if not _PREFIX.match(raw) or ".." in raw.split("/"):
             raise ConfigurationError(f"{key} must look like 'folder/' or 'a/b/' (ending in '/'), got {raw!r}")
         return raw
+
+    def path(self, key: str, *, help: str) -> Path | None:
+        raw = self._get(Variable(key, "", "a file path", help))
+        if raw is None:
+            return None
+        path = Path(raw)
+        return path if path.is_absolute() else SOURCE_ROOT / path
+
+    def refuse_route_settings(self, reason: str) -> None:
+        """Refuse every route-level variable that is set, naming them all."""
+        present = [variable.name for variable in self._seen if variable.route and self.unlisted(variable.name)]
+        if present:
+            raise ConfigurationError(f"{reason} {', '.join(present)}")
 
     def url(self, key: str, default: str, *, help: str) -> str:
         raw = self._get(Variable(key, default, "an `http(s)://host/path` URL without query", help))
@@ -306,9 +355,9 @@ class _Env:
             raise ConfigurationError(f"{key} must be an http(s) URL without query, like https://host/path; got {raw!r}")
         return raw.rstrip("/")
 
-    def variants(self, key: str, default: tuple[Variant, ...], *, help: str) -> tuple[Variant, ...]:
+    def variants(self, key: str, default: tuple[Variant, ...], *, help: str, route: bool = False) -> tuple[Variant, ...]:
         shown = ",".join(f"{variant.name}:{variant.max_edge}" for variant in default)
-        raw = self._get(Variable(key, shown, "comma-separated `name:longest-edge` pairs", help))
+        raw = self._get(Variable(key, shown, "comma-separated `name:longest-edge` pairs", help, route))
         if raw is None:
             return default
         variants = []

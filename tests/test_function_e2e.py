@@ -46,7 +46,7 @@ def test_happy_path_writes_variants_and_the_document_the_app_reads(backend: Back
     assert showcase["source"] == {"path": SOURCE, "generation": source["generation"], "contentType": "image/jpeg",
                                   "bytes": int(source["size"]), "format": "JPEG", "width": 1600, "height": 1200}  # fmt: skip
     assert showcase["error"] is None
-    assert set(showcase["placeholder"]) == {"dominantColor", "blurhash"}
+    assert set(showcase["placeholder"]) == {"dominantColor", "blurhash", "thumbhash"}
     assert showcase["updatedAt"] is not None
     stored = backend.objects(OUTPUTS)
     assert sorted(stored) == sorted(variant["path"] for variant in showcase["variants"].values())

@@ -9,7 +9,7 @@ import pytest
 from image_pipeline.errors import TransientError
 from image_pipeline.gateway import firestore as firestore_gateway
 from image_pipeline.gateway import storage as storage_gateway
-from image_pipeline.ports import SERVER_TIME, Decision, Verdict
+from image_pipeline.ports import SERVER_TIME, Decision, Outcome
 from tests.backend import BUCKET, Backend, token_of
 
 
@@ -20,9 +20,9 @@ def objects(backend: Backend) -> storage_gateway.CloudStorage:
 
 
 @pytest.fixture
-def characters(backend: Backend) -> firestore_gateway.FirestoreCharacters:
+def documents(backend: Backend) -> firestore_gateway.FirestoreDocuments:
     """The Firestore adapter on the emulator."""
-    return firestore_gateway.connect("characters", timeout_s=5, retry_s=1)
+    return firestore_gateway.connect(timeout_s=5, retry_s=1)
 
 
 def test_download_returns_exactly_the_events_generation_or_none(backend: Backend, objects) -> None:
@@ -53,15 +53,15 @@ def test_delete_removes_the_generation_and_tolerates_it_being_gone(backend: Back
     assert backend.bucket.get_blob("raw-uploads/u/c/a.jpg") is None
 
 
-def test_transact_applies_field_path_writes_with_server_time(backend: Backend, characters) -> None:
+def test_transact_applies_field_path_writes_with_server_time(backend: Backend, documents) -> None:
     backend.seed_character("c", "u", visuals={"keep": 1})
     seen = []
 
     def decide(document):
         seen.append(document)
-        return Decision(Verdict.WRITTEN, {"visuals.showcase": {"updatedAt": SERVER_TIME, "n": 2}, "visuals.status": "x"})
+        return Decision(writes={"visuals.showcase": {"updatedAt": SERVER_TIME, "n": 2}, "visuals.status": "x"})
 
-    assert characters.transact("c", decide).verdict is Verdict.WRITTEN
+    assert documents.transact("characters/c", decide).ends is None
 
     document = backend.document("c")
     assert seen == [{"meta": {"userId": "u"}, "visuals": {"keep": 1}}]
@@ -70,11 +70,22 @@ def test_transact_applies_field_path_writes_with_server_time(backend: Backend, c
     assert document["visuals"]["showcase"]["updatedAt"].year >= 2024
 
 
-def test_transact_sees_a_missing_document_and_writes_nothing(backend: Backend, characters) -> None:
-    decision = characters.transact("absent", lambda document: Decision(Verdict.MISSING if document is None else Verdict.DONE))
+def test_transact_sees_a_missing_document_and_writes_nothing(backend: Backend, documents) -> None:
+    ends = {True: Outcome.DOCUMENT_MISSING, False: Outcome.DUPLICATE}
+    decision = documents.transact("characters/absent", lambda document: Decision(ends[document is None]))
 
-    assert decision.verdict is Verdict.MISSING
+    assert decision.ends is Outcome.DOCUMENT_MISSING
     assert backend.document("absent") is None
+
+
+def test_transact_creates_a_missing_document_from_field_paths(backend: Backend, documents) -> None:
+    writes = {"avatar": {"status": "finalizing", "updatedAt": SERVER_TIME}, "meta.kind": "avatar", "meta.n": 1}
+
+    documents.transact("users/u-1", lambda document: Decision(writes=writes if document is None else None))
+
+    created = backend.firestore_client.document("users/u-1").get().to_dict()
+    assert created["meta"] == {"kind": "avatar", "n": 1}
+    assert created["avatar"]["status"] == "finalizing" and created["avatar"]["updatedAt"].year >= 2024
 
 
 def test_a_storage_outage_becomes_a_transient_error_within_the_retry_bound(backend: Backend, storage_proxy, monkeypatch) -> None:
@@ -95,10 +106,10 @@ def test_an_unreachable_firestore_becomes_a_transient_error_within_the_bound(mon
 
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{free_port()}")
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "nowhere")
-    characters = firestore_gateway.connect("characters", timeout_s=1, retry_s=1)
+    documents = firestore_gateway.connect(timeout_s=1, retry_s=1)
     started = time.monotonic()
 
     with pytest.raises(TransientError):
-        characters.transact("c", lambda document: Decision(Verdict.DONE))
+        documents.transact("characters/c", lambda document: Decision(Outcome.DUPLICATE))
 
     assert time.monotonic() - started < 10

@@ -48,6 +48,7 @@ GETTERS = {
     "DOWNLOAD_URL_BASE": _top("download_url_base"),
     "PUBLIC_URL_BASE": _top("public_url_base"),
     "LOG_LEVEL": _top("log_level"),
+    "ROUTES_FILE": lambda settings: tuple(route.name for route in settings.routes),
 }
 
 VALID = [
@@ -103,6 +104,7 @@ VALID = [
     ("PUBLIC_URL_BASE", "https://images.example.com", "https://images.example.com"),
     ("LOG_LEVEL", "debug", "debug"),
     ("LOG_LEVEL", "ERROR", "error"),
+    ("ROUTES_FILE", "examples/routes.toml", ("showcase", "avatar", "gallery")),
 ]
 
 INVALID = [
@@ -163,7 +165,24 @@ INVALID = [
     ("DOWNLOAD_URL_BASE", "https://host/path?token=x"),
     ("PUBLIC_URL_BASE", "storage.googleapis.com"),
     ("LOG_LEVEL", "verbose"),
+    ("ROUTES_FILE", "no-such-routes.toml"),
+    ("ROUTES_FILE", "README.md"),
 ]
+
+
+@pytest.mark.parametrize(
+    ("route_level", "value"),
+    [(variable.name, variable.default) for variable in Settings.variables() if variable.route],
+)
+def test_route_level_variables_beside_a_routes_file_are_refused_by_name(route_level, value):
+    with pytest.raises(ConfigurationError, match=rf"ROUTES_FILE is set.*{route_level}"):
+        Settings.from_env({"ROUTES_FILE": "examples/routes.toml", route_level: value})
+
+
+def test_the_route_level_variables_are_those_of_the_built_in_route():
+    route_level = {variable.name for variable in Settings.variables() if variable.route}
+    assert route_level == {"SOURCE_PREFIX", "OUTPUT_PREFIX", "FIRESTORE_COLLECTION", "VARIANTS", "OUTPUT_FORMAT",
+                           "QUALITY", "KEEP_ANIMATION", "DELETE_ORIGINAL"}  # fmt: skip
 
 
 def test_every_variable_has_valid_and_invalid_cases():
