@@ -68,7 +68,8 @@ def test_a_name_is_an_upload_exactly_when_the_contract_says_so(parts: list[str],
 
     assert isinstance(result, Upload) is expected, (name, result)
     if expected:
-        assert (result.uid, result.character_id, result.file_name) == tuple(pieces)
+        values = result.values
+        assert (values["uid"], values["characterId"], result.file_name) == tuple(pieces)
 
 
 @settings(max_examples=300, deadline=None)
@@ -84,7 +85,7 @@ def test_outputs_of_an_upload_stay_in_its_own_folder_with_safe_names(
     upload = classify("e", None, resource(f"raw-uploads/{uid}/{character}/{file_name}"), SETTINGS)
     assert isinstance(upload, Upload)
 
-    path = output_path(upload, variant, "webp", SETTINGS)
+    path = output_path(upload, variant, "webp")
     url = download_url("b", path, "tok", SETTINGS)
 
     folder = f"showcase-images/{uid}/{character}/"
