@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from image_pipeline.options import ImagingOptions
     from image_pipeline.results import EncodedImage, RenderedVariant
 
 
@@ -17,17 +18,20 @@ def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser("process", help="make the variants of local image files")
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files to process")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for the variants")
+    parser.add_argument("--route", metavar="NAME", help="make what this route makes (default: the first route)")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Process every input; exit 0 if all succeeded, 1 if any was rejected."""
     from image_pipeline import logs
+    from image_pipeline.commands.routes import chosen_route
     from image_pipeline.errors import ConfigurationError
     from image_pipeline.settings import Settings
 
     try:
         settings = Settings.from_env()
+        route = chosen_route(settings.routes, args.route)
     except ConfigurationError as error:
         print(f"python -m image_pipeline process: error: {error}", file=sys.stderr)
         return 2
@@ -41,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     stems = output_stems([Path(path) for path in args.inputs])
     results = [
-        process_file(Path(path), stem, args.out, settings) for path, stem in zip(args.inputs, stems, strict=True)
+        process_file(Path(path), stem, args.out, route.imaging) for path, stem in zip(args.inputs, stems, strict=True)
     ]
     return 0 if all(result["ok"] for result in results) else 1
 
@@ -60,14 +64,14 @@ def output_stems(paths: list[Path]) -> list[str]:
     return stems
 
 
-def process_file(path: Path, stem: str, out_dir: Path, settings: Any) -> dict[str, Any]:
+def process_file(path: Path, stem: str, out_dir: Path, imaging: ImagingOptions) -> dict[str, Any]:
     """Process one file, write its variants as `<stem>_<variant>.<ext>`, print and return its JSON line."""
     from image_pipeline.errors import PermanentError
     from image_pipeline.imaging import make_variants
 
     try:
-        data = read_bounded(path, settings.imaging.max_input_bytes)
-        processed = make_variants(data, settings.imaging)
+        data = read_bounded(path, imaging.max_input_bytes)
+        processed = make_variants(data, imaging)
     except PermanentError as rejection:
         line = {"input": str(path), "ok": False, "error": rejection.as_record()}
     else:
