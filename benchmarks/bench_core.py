@@ -157,12 +157,12 @@ def peak_rss_mib() -> float:
 def ours_pipeline(cores: int):
     """The imaging core with the benchmark's three boxes, encoding on `cores` threads."""
     sys.path.insert(0, str(REPO))
-    from image_pipeline.imaging import process_image
-    from image_pipeline.settings import ImagingOptions, Variant
+    from image_pipeline.imaging import make_variants
+    from image_pipeline.options import Encoding, ImagingOptions, OutputFormat, Variant
 
-    options = ImagingOptions(variants=tuple(Variant(f"v{box}", box) for box in BOXES), quality=QUALITY,
-                             encode_threads=cores)
-    return lambda data: process_image(data, options)
+    options = ImagingOptions(variants=tuple(Variant(f"v{box}", box) for box in BOXES),
+                             encodings=(Encoding(OutputFormat.WEBP, QUALITY),), encode_threads=cores)
+    return lambda data: make_variants(data, options)
 
 
 def naive_pipeline(data: bytes) -> list[bytes]:

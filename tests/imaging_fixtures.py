@@ -250,8 +250,10 @@ def unsupported_sample(name: str) -> bytes:
         "eps_pillow": lambda: encode(image, "EPS"),
         "psd": psd_bytes,
         "pdf": lambda: encode(image, "PDF"),
-        "svg": lambda: b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">'
-        b'<rect width="10" height="10" fill="red"/></svg>',
+        "svg": lambda: (
+            b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">'
+            b'<rect width="10" height="10" fill="red"/></svg>'
+        ),
         "ico": lambda: encode(image, "ICO"),
         "icns": lambda: encode(image, "ICNS"),
         "pcx": lambda: encode(image, "PCX"),
@@ -406,6 +408,38 @@ def tiff_bomb(width=100000, height=100000) -> bytes:
     return bytes(out)
 
 
+def gif_descriptor_offsets(data: bytes) -> list[int]:
+    """The offset of every image descriptor (0x2C) in a well-formed GIF, walking its blocks."""
+    flags = data[10]
+    position = 13 + (3 * 2 ** ((flags & 7) + 1) if flags & 0x80 else 0)
+    offsets = []
+    while data[position] != 0x3B:
+        if data[position] == 0x21:
+            position += 2
+        else:
+            offsets.append(position)
+            local = data[position + 9]
+            position += 10 + (3 * 2 ** ((local & 7) + 1) if local & 0x80 else 0) + 1
+        while data[position]:
+            position += data[position] + 1
+        position += 1
+    return offsets
+
+
+def gif_frame_bomb(width=20000, height=20000, frame=0) -> bytes:
+    """A small animated GIF (16x16 screen, disposal 2) whose frame `frame` declares a `width` x `height` extent.
+
+    Pillow grows the canvas to the extent and fills the extent while it seeks to that frame, before any check of ours
+    that runs after opening or seeking could see it.
+    """
+    frames = [solid(colour, (16, 16)) for colour in (RED, GREEN, BLUE)]
+    data = bytearray(
+        encode(frames[0], "GIF", save_all=True, append_images=frames[1:], disposal=2, duration=100, loop=0)
+    )
+    struct.pack_into("<HH", data, gif_descriptor_offsets(bytes(data))[frame] + 5, width, height)
+    return bytes(data)
+
+
 BOMBS = {
     "png": png_bomb,
     "jpeg": jpeg_bomb,
@@ -424,6 +458,56 @@ def png_with_huge_text(decompressed_mib=64, kind=b"zTXt") -> bytes:
     chunk = png_chunk(kind, key + b"\x00\x00" + payload)
     raw = b"".join(b"\x00" + bytes(3 * 8) for _ in range(8))
     return png_from_rows(8, 8, 8, 2, raw, extra_chunks=[chunk])
+
+
+# ---------------------------------------------------------------------------
+# TIFFs that make the decoders warn
+# ---------------------------------------------------------------------------
+
+LIBTIFF_COMPLAINT = "TIFFFetchNormalTag"
+
+
+def rgb_tiff(size=(64, 48), colour=(200, 30, 40), deflate=True, extra_tags=()) -> bytes:
+    """A hand-written RGB TIFF with one strip (deflate: decoded by libtiff; raw: by Pillow's own reader), plus
+    extra IFD entries given as (tag, type, count, 4 value bytes)."""
+    width, height = size
+    raw = bytes(colour) * (width * height)
+    strip = zlib.compress(raw) if deflate else raw
+    entries = [
+        (256, 4, 1, struct.pack("<I", width)),
+        (257, 4, 1, struct.pack("<I", height)),
+        (258, 3, 3, None),  # BitsPerSample 8,8,8: stored after the IFD
+        (259, 3, 1, struct.pack("<H", 8 if deflate else 1)),
+        (262, 3, 1, struct.pack("<H", 2)),  # RGB
+        (273, 4, 1, None),  # StripOffsets: after the IFD
+        (277, 3, 1, struct.pack("<H", 3)),
+        (278, 4, 1, struct.pack("<I", height)),
+        (279, 4, 1, struct.pack("<I", len(strip))),
+        *extra_tags,
+    ]
+    entries.sort(key=lambda entry: entry[0])
+    after_ifd = 8 + 2 + 12 * len(entries) + 4
+    bits_offset, strip_offset = after_ifd, after_ifd + 6
+    out = b"II*\x00" + struct.pack("<IH", 8, len(entries))
+    for tag, kind, count, value in entries:
+        if tag == 258:
+            value = struct.pack("<I", bits_offset)
+        elif tag == 273:
+            value = struct.pack("<I", strip_offset)
+        out += struct.pack("<HHI", tag, kind, count) + value.ljust(4, b"\x00")
+    return out + struct.pack("<I", 0) + struct.pack("<HHH", 8, 8, 8) + strip
+
+
+def tiff_libtiff_complains(size=(64, 48), colour=(200, 30, 40)) -> bytes:
+    """A deflate TIFF with an unknown tag of no valid type: libtiff reports it to its error handler (by default a
+    line on stderr, printed from C) and decodes the image all the same."""
+    return rgb_tiff(size, colour, deflate=True, extra_tags=[(65000, 0, 1, bytes(4))])
+
+
+def tiff_pillow_warns(size=(64, 48), colour=(200, 30, 40)) -> bytes:
+    """A raw TIFF with a tag whose data lies past the end of the file: Pillow's reader warns (a Python UserWarning),
+    skips the tag and decodes the image all the same."""
+    return rgb_tiff(size, colour, deflate=False, extra_tags=[(65001, 1, 64, struct.pack("<I", 0x00FFFFF0))])
 
 
 # ---------------------------------------------------------------------------
@@ -504,14 +588,17 @@ def swapped_rgb_profile() -> bytes:
 
 
 def cmyk_profile_target(c: int, m: int, y: int, k: int) -> tuple[int, int, int]:
-    """The sRGB colour the test CMYK profile assigns to a CMYK corner (0/255 values): cyan ink removes blue, yellow removes red."""
+    """The sRGB colour the test CMYK profile assigns to a CMYK corner (0/255 values).
+
+    Cyan ink removes blue and yellow ink removes red, unlike a naive inversion.
+    """
     c, m, y, k = (v / 255 for v in (c, m, y, k))
     return (round(255 * (1 - y) * (1 - k)), round(255 * (1 - m) * (1 - k)), round(255 * (1 - c) * (1 - k)))
 
 
 @functools.cache
 def weird_cmyk_profile() -> bytes:
-    """A CMYK -> Lab lut8 profile (2-point CLUT) mapping each CMYK corner to `cmyk_profile_target`, unlike naive inversion."""
+    """A CMYK -> Lab lut8 profile (2-point CLUT) mapping each CMYK corner to `cmyk_profile_target`."""
     corners = [(c, m, y, k) for c in (0, 255) for m in (0, 255) for y in (0, 255) for k in (0, 255)]
     targets = Image.new("RGB", (len(corners), 1))
     targets.putdata([cmyk_profile_target(*corner) for corner in corners])

@@ -203,8 +203,15 @@ def test_byte_limit_from_environment(tmp_path):
 
 @pytest.mark.parametrize(
     "args",
-    [(), ("process",), ("process", "a.png"), ("process", "--out", "out"), ("process", "a.png", "--out"),
-     ("nonsense", "a.png", "--out", "out"), ("process", "a.png", "--out", "out", "--no-such-flag")],
+    [
+        (),
+        ("process",),
+        ("process", "a.png"),
+        ("process", "--out", "out"),
+        ("process", "a.png", "--out"),
+        ("nonsense", "a.png", "--out", "out"),
+        ("process", "a.png", "--out", "out", "--no-such-flag"),
+    ],
     ids=["no_command", "no_inputs", "no_out", "only_out", "out_without_dir", "unknown_command", "unknown_flag"],
 )
 def test_usage_errors_exit_2_with_nothing_on_stdout(tmp_path, args):
@@ -236,3 +243,43 @@ def test_an_unusable_out_folder_is_a_usage_error(tmp_path):
     completed = cli("process", "in.png", "--out", "taken", cwd=tmp_path)
     assert (completed.returncode, completed.stdout) == (2, "")
     assert "--out" in completed.stderr
+
+
+def test_several_formats_write_one_file_each_and_list_them(tmp_path, capsys):
+    """With more than one encoding, each variant's line describes the primary and lists every file under `formats`."""
+    from image_pipeline.commands.process import process_file
+    from image_pipeline.options import Encoding, ImagingOptions, OutputFormat, Variant
+
+    source = tmp_path / "photo.png"
+    source.write_bytes(encode(noise((200, 100)), "PNG"))
+    encodings = (Encoding(OutputFormat.AVIF, 50), Encoding(OutputFormat.WEBP, 80), Encoding(OutputFormat.JPEG, 80))
+    imaging = ImagingOptions(variants=(Variant("small", 64),), encodings=encodings)
+    (tmp_path / "out").mkdir()
+    line = process_file(source, "photo", tmp_path / "out", imaging)
+    assert json.loads(capsys.readouterr().out) == line
+    (variant,) = line["variants"]
+    assert [entry["format"] for entry in variant["formats"]] == ["avif", "webp", "jpeg"]
+    assert [Path(entry["path"]).name for entry in variant["formats"]] == [
+        "photo_small.avif",
+        "photo_small.webp",
+        "photo_small.jpg",
+    ]
+    assert {key: variant[key] for key in ("path", "format", "bytes", "contentType")} == variant["formats"][0]
+    for entry in variant["formats"]:
+        path = Path(entry["path"])
+        assert entry["bytes"] == path.stat().st_size and entry["contentType"] == f"image/{entry['format']}"
+        assert decode(path.read_bytes()).size == (variant["width"], variant["height"]) == (64, 32)
+
+
+def test_one_format_keeps_the_line_as_it_was(tmp_path, capsys):
+    from image_pipeline.commands.process import process_file
+    from image_pipeline.options import ImagingOptions, Variant
+
+    source = tmp_path / "photo.png"
+    source.write_bytes(encode(noise((200, 100)), "PNG"))
+    line = process_file(source, "photo", tmp_path, ImagingOptions(variants=(Variant("s", 64),)))
+    capsys.readouterr()
+    (variant,) = line["variants"]
+    assert list(variant) == ["name", "path", "format", "width", "height", "bytes", "contentType"]
+    assert (variant["name"], variant["format"], variant["contentType"]) == ("s", "webp", "image/webp")
+    assert variant["path"] == str(tmp_path / "photo_s.webp")

@@ -20,6 +20,7 @@ from tests.imaging_fixtures import (
     close,
     decode,
     encode,
+    exif_bytes,
     format_sample,
     gif_zip_polyglot,
     noise,
@@ -31,7 +32,6 @@ from tests.imaging_fixtures import (
     solid,
     srgb_profile,
     unsupported_sample,
-    exif_bytes,
 )
 
 ALLOWED_PILLOW_DECODERS = {"JPEG", "PNG", "WEBP", "GIF", "TIFF", "BMP", "AVIF", "HEIF"}
@@ -82,7 +82,7 @@ def test_unsupported_formats_never_reach_another_decoder(name, monkeypatch):
 
         return factory
 
-    for fmt, (factory, accept) in list(Image.OPEN.items()):
+    for fmt, (_, accept) in list(Image.OPEN.items()):
         if fmt not in ALLOWED_PILLOW_DECODERS:
             monkeypatch.setitem(Image.OPEN, fmt, (guard(fmt), accept))
     try:
@@ -208,15 +208,18 @@ HOSTILE_REJECTED = {
     "png_zero_size": lambda: _png_with_ihdr(0, 0),
     "png_bad_bit_depth": lambda: _png_with_ihdr(4, 4, bit_depth=7),
     "png_bad_colour_type": lambda: _png_with_ihdr(4, 4, colour_type=5),
-    "png_no_idat": lambda: PNG_SIGNATURE + png_chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 4, 8, 2, 0, 0, 0))
-    + png_chunk(b"IEND", b""),
-    "png_bad_zlib": lambda: PNG_SIGNATURE
-    + png_chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 4, 8, 2, 0, 0, 0))
-    + png_chunk(b"IDAT", b"\x78\x9cnot zlib at all")
-    + png_chunk(b"IEND", b""),
+    "png_no_idat": lambda: (
+        PNG_SIGNATURE + png_chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 4, 8, 2, 0, 0, 0)) + png_chunk(b"IEND", b"")
+    ),
+    "png_bad_zlib": lambda: (
+        PNG_SIGNATURE
+        + png_chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 4, 8, 2, 0, 0, 0))
+        + png_chunk(b"IDAT", b"\x78\x9cnot zlib at all")
+        + png_chunk(b"IEND", b"")
+    ),
     "jpeg_zero_size": lambda: _jpeg_sof(0, 0),
     "jpeg_only_soi_eoi": lambda: b"\xff\xd8\xff\xd9",
-    "gif_no_image": lambda: encode(solid(RED, (8, 8)), "GIF")[:13 + 6] + b";",
+    "gif_no_image": lambda: encode(solid(RED, (8, 8)), "GIF")[: 13 + 6] + b";",
     "bmp_zero_size": lambda: _patched(encode(solid(RED, (8, 8)), "BMP"), 18, "<ii", 0, 0),
     "bmp_bad_bits": lambda: _patched(encode(solid(RED, (8, 8)), "BMP"), 28, "<H", 13),
     "bmp_bad_offset": lambda: _patched(encode(solid(RED, (8, 8)), "BMP"), 10, "<I", 0xFFFFFFF0),
@@ -268,8 +271,8 @@ HOSTILE_ANY = {
 
 def _text_orientation() -> bytes:
     """EXIF whose Orientation tag holds the text '6' (type ASCII) instead of a SHORT."""
-    body = b"MM\x00*" + struct.pack(">I", 8) + struct.pack(">H", 1) + struct.pack(">HHI", 0x0112, 2, 2) + b"6\x00\x00\x00"
-    body += struct.pack(">I", 0)
+    body = b"MM\x00*" + struct.pack(">I", 8) + struct.pack(">H", 1)
+    body += struct.pack(">HHI", 0x0112, 2, 2) + b"6\x00\x00\x00" + struct.pack(">I", 0)
     return b"Exif\x00\x00" + body
 
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from image_pipeline.errors import RejectionCode
+from image_pipeline.errors import ImageRejected, RejectionCode
+from image_pipeline.imaging.decode import gif_canvas
 from image_pipeline.options import OutputFormat
 from tests.imaging_fixtures import (
     BOMBS,
@@ -23,6 +24,7 @@ from tests.imaging_fixtures import (
     animated_bytes,
     encode,
     format_sample,
+    gif_frame_bomb,
     noise,
     png_bomb,
     rejection,
@@ -100,6 +102,33 @@ def test_every_page_counts_against_the_pixel_limit():
     assert rejection(buffer.getvalue(), max_pixels=1000).code is RejectionCode.TOO_LARGE
 
 
+@pytest.mark.parametrize("keep_animation", [False, True])
+@pytest.mark.parametrize("frame", [0, 1, 2])
+def test_a_gif_frame_extent_past_the_limit_is_too_large_before_opening(frame, keep_animation):
+    # Pillow grows the canvas to a frame's extent, and fills that extent, inside open() or seek().
+    start = time.perf_counter()
+    error = rejection(gif_frame_bomb(20000, 20000, frame), keep_animation=keep_animation)
+    assert error.code is RejectionCode.TOO_LARGE and "20000x20000" in error.message
+    assert time.perf_counter() - start < 2
+
+
+@pytest.mark.parametrize("keep_animation", [False, True])
+def test_gif_frame_extents_within_the_limit_are_not_too_large(keep_animation):
+    data = gif_frame_bomb(40, 30, frame=1)  # a 40x30 extent over 16x16 pixels of data
+    try:
+        result = run(data, max_pixels=1200, keep_animation=keep_animation)
+    except ImageRejected as error:
+        assert error.code is RejectionCode.CORRUPT_IMAGE  # the frame's data does not fill its extent
+    else:
+        assert (result.source.width, result.source.height) == (16, 16)  # a still is the first frame's canvas
+
+
+def test_gif_canvas_reads_every_frame_extent_from_the_headers():
+    assert gif_canvas(animated_bytes("GIF", size=(90, 60))) == (90, 60)
+    assert gif_canvas(gif_frame_bomb(300, 40, frame=2)) == (300, 40)
+    assert gif_canvas(gif_frame_bomb(300, 40, frame=2)[:60]) == (16, 16)  # cut short: what was read so far
+
+
 def test_limit_counts_displayed_pixels_of_oriented_images_the_same():
     # Rotation does not change the pixel count: a 40x25 image with orientation 6 is exactly 1000 pixels.
     from tests.imaging_fixtures import exif_bytes
@@ -133,11 +162,12 @@ import json, resource, sys, time
 from image_pipeline.errors import ImageRejected
 from image_pipeline.imaging import make_variants
 from image_pipeline.options import ImagingOptions
-from tests.imaging_fixtures import BOMBS, encode, png_bomb, png_with_huge_text, solid
+from tests.imaging_fixtures import BOMBS, encode, gif_frame_bomb, png_bomb, png_with_huge_text, solid
 
 make_variants(encode(solid((1, 2, 3), (16, 16)), "PNG"), ImagingOptions())  # warm up imports and pools
 cases = {f"bomb_{name}": build() for name, build in BOMBS.items()}
 cases["png_30000_square"] = png_bomb(30000, 30000)
+cases["gif_frame_extent"] = gif_frame_bomb(20000, 20000, 0)
 cases["huge_ztxt"] = png_with_huge_text(256, b"zTXt")
 cases["huge_iccp"] = png_with_huge_text(256, b"iCCP")
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -173,9 +203,9 @@ def memory_report():
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("name", [f"bomb_{name}" for name in sorted(BOMBS)] + ["png_30000_square"])
+@pytest.mark.parametrize("name", [f"bomb_{name}" for name in sorted(BOMBS)] + ["png_30000_square", "gif_frame_extent"])
 def test_bombs_are_refused_without_allocating(memory_report, name):
-    code, seconds, size = memory_report[name]
+    code, seconds, _ = memory_report[name]
     assert code == "too_large"
     assert seconds < 2
 

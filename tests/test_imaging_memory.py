@@ -25,8 +25,13 @@ def options(max_decode_mib: int, edge: int = 256) -> ImagingOptions:
 
 @pytest.mark.parametrize(
     ("image_format", "size", "mode"),
-    [("PNG", (2000, 2000), "RGB"), ("PNG", (1600, 1600), "RGBA"), ("WEBP", (1000, 1000), "RGB"),
-     ("GIF", (1500, 1500), "L"), ("TIFF", (2000, 2000), "RGB")],
+    [
+        ("PNG", (2000, 2000), "RGB"),
+        ("PNG", (1600, 1600), "RGBA"),
+        ("WEBP", (1000, 1000), "RGB"),
+        ("GIF", (1500, 1500), "L"),
+        ("TIFF", (2000, 2000), "RGB"),
+    ],
 )
 def test_full_decodes_over_the_budget_are_too_large(image_format, size, mode):
     with pytest.raises(ImageRejected) as rejection:
