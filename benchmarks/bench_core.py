@@ -51,7 +51,9 @@ def main() -> int:
 def parse_args() -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--photos", type=Path, help="folder of JPEG photos (default: the shared corpus, else generated)")
+    parser.add_argument(
+        "--photos", type=Path, help="folder of JPEG photos (default: the shared corpus, else generated)"
+    )
     parser.add_argument("-n", type=int, default=3, help="passes over the photos in one process")
     parser.add_argument("--rounds", type=int, default=3, help="process runs of each pipeline, alternating")
     parser.add_argument("--sharp-script", type=Path, help="the sharp_variants.cjs script, to run sharp in the same run")
@@ -66,7 +68,10 @@ def photo_set(folder: Path | None, scratch: Path) -> list[Path]:
     folder = folder or (SHARED_PHOTOS if SHARED_PHOTOS.is_dir() else None)
     if folder is not None:
         return sorted(folder.glob("*.jpg"))
-    return [generate_photo(scratch / f"generated_{w}x{h}.jpg", (w, h)) for w, h in ((4032, 3024), (3264, 2448), (6000, 4000))]
+    return [
+        generate_photo(scratch / f"generated_{w}x{h}.jpg", (w, h))
+        for w, h in ((4032, 3024), (3264, 2448), (6000, 4000))
+    ]
 
 
 def generate_photo(path: Path, size: tuple[int, int]) -> Path:
@@ -74,8 +79,14 @@ def generate_photo(path: Path, size: tuple[int, int]) -> Path:
     from PIL import Image
 
     noise = Image.effect_noise(size, 12).convert("RGB")
-    gradient = Image.merge("RGB", [Image.linear_gradient("L").resize(size), Image.radial_gradient("L").resize(size),
-                                   Image.linear_gradient("L").rotate(90).resize(size)])
+    gradient = Image.merge(
+        "RGB",
+        [
+            Image.linear_gradient("L").resize(size),
+            Image.radial_gradient("L").resize(size),
+            Image.linear_gradient("L").rotate(90).resize(size),
+        ],
+    )
     Image.blend(noise, gradient, 0.7).save(path, "JPEG", quality=85)
     return path
 
@@ -107,19 +118,27 @@ def run_worker(command: list[str]) -> dict:
     completed = subprocess.run(command, capture_output=True, text=True, check=True)
     result = json.loads(completed.stdout.strip().splitlines()[-1])
     if "impl" in result:
-        return {"cpu_ms_per_image": result["mean_ms"], "wall_ms_per_image": result["mean_ms"],
-                "images_per_s": result["img_per_s"], "peak_rss_mib": result["maxrss_mb"]}
+        return {
+            "cpu_ms_per_image": result["mean_ms"],
+            "wall_ms_per_image": result["mean_ms"],
+            "images_per_s": result["img_per_s"],
+            "peak_rss_mib": result["maxrss_mb"],
+        }
     return result
 
 
 def report(runs: dict[str, list[dict]]) -> None:
     """Print medians per pipeline and ratios of ours against each baseline."""
-    medians = {name: {key: statistics.median(run[key] for run in results) for key in results[0]}
-               for name, results in runs.items()}
+    medians = {
+        name: {key: statistics.median(run[key] for run in results) for key in results[0]}
+        for name, results in runs.items()
+    }
     print(f"\n{'pipeline':12} {'cpu ms/img':>11} {'wall ms/img':>12} {'img/s':>7} {'peak MiB':>9}")
     for name, figures in medians.items():
-        print(f"{name:12} {figures['cpu_ms_per_image']:11.0f} {figures['wall_ms_per_image']:12.0f} "
-              f"{figures['images_per_s']:7.2f} {figures['peak_rss_mib']:9.0f}")
+        print(
+            f"{name:12} {figures['cpu_ms_per_image']:11.0f} {figures['wall_ms_per_image']:12.0f} "
+            f"{figures['images_per_s']:7.2f} {figures['peak_rss_mib']:9.0f}"
+        )
     ours = medians["ours"]
     for baseline in ("naive", "sharp"):
         if baseline in medians:
@@ -142,8 +161,12 @@ def work(name: str, files: list[Path], passes: int, cores: int) -> dict:
             process(data)
     count = passes * len(datas)
     cpu, wall = time.process_time() - cpu_start, time.perf_counter() - wall_start
-    return {"cpu_ms_per_image": cpu * 1000 / count, "wall_ms_per_image": wall * 1000 / count,
-            "images_per_s": count / wall, "peak_rss_mib": peak_rss_mib()}
+    return {
+        "cpu_ms_per_image": cpu * 1000 / count,
+        "wall_ms_per_image": wall * 1000 / count,
+        "images_per_s": count / wall,
+        "peak_rss_mib": peak_rss_mib(),
+    }
 
 
 def peak_rss_mib() -> float:
@@ -160,8 +183,11 @@ def ours_pipeline(cores: int):
     from image_pipeline.imaging import make_variants
     from image_pipeline.options import Encoding, ImagingOptions, OutputFormat, Variant
 
-    options = ImagingOptions(variants=tuple(Variant(f"v{box}", box) for box in BOXES),
-                             encodings=(Encoding(OutputFormat.WEBP, QUALITY),), encode_threads=cores)
+    options = ImagingOptions(
+        variants=tuple(Variant(f"v{box}", box) for box in BOXES),
+        encodings=(Encoding(OutputFormat.WEBP, QUALITY),),
+        encode_threads=cores,
+    )
     return lambda data: make_variants(data, options)
 
 

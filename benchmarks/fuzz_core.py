@@ -1,7 +1,7 @@
 """A longer fuzz run of the imaging core: `python benchmarks/fuzz_core.py --minutes M [--seeds DIR] [--seed N]`.
 
 Mutates the generated seed images (and every file under --seeds DIR, exploratory) and runs each case through
-`process_image` in a worker capped at 2 GiB of address space, with a wall-time bound per case. Prints progress,
+`make_variants` in a worker capped at 2 GiB of address space, with a wall-time bound per case. Prints progress,
 then one JSON line: cases, outcomes by code, max time per case, max RSS, failures. Exit 1 if any case crashed,
 hung or raised anything but a typed rejection; failing inputs are written to --failures DIR.
 """

@@ -1,7 +1,7 @@
 """A mutation fuzzer for the imaging core: seed images, byte-level and header-aware mutations, and a capped worker
 process.
 
-Each case runs through `process_image` (production ImagingOptions) in a separate interpreter under an address-space
+Each case runs through `make_variants` (production ImagingOptions) in a separate interpreter under an address-space
 limit; the parent bounds each case's wall time and restarts the worker after a crash or a hang. Used by
 tests/test_fuzz_core.py (fixed seed, bounded) and benchmarks/fuzz_core.py (longer runs, other seed folders).
 """
@@ -365,11 +365,11 @@ def worker_main() -> None:
     import traceback
 
     from image_pipeline.errors import ImageRejected
-    from image_pipeline.imaging import process_image
-    from image_pipeline.settings import ImagingOptions
+    from image_pipeline.imaging import make_variants
+    from image_pipeline.options import ImagingOptions
 
     options = ImagingOptions()
-    process_image(seed_images()["png_rgba"], options)  # warm up imports, codecs and the encode pool
+    make_variants(seed_images()["png_rgba"], options)  # warm up imports, codecs and the encode pool
     resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE_LIMIT, ADDRESS_SPACE_LIMIT))
     stdin, stdout = sys.stdin.buffer, sys.stdout
     while header := stdin.read(4):
@@ -377,7 +377,7 @@ def worker_main() -> None:
         started = time.perf_counter()
         detail = ""
         try:
-            result = process_image(data, options)
+            result = make_variants(data, options)
             outcome = "ok" if result.variants else "escaped:NoVariants"
         except ImageRejected as rejection:
             outcome = f"rejected:{rejection.code.value}"
