@@ -30,7 +30,7 @@ def to_resizable(image: Image.Image) -> Image.Image:
         return image.convert("I").point(lambda value: value * (255 / 65535)).convert("L")
     if mode == "F":
         _, high = image.getextrema()
-        scale = 255.0 if high <= 1.0 else 255 / 65535
+        scale = 255.0 if isinstance(high, float) and high <= 1.0 else 255 / 65535
         return image.point(lambda value: value * scale).convert("L")
     if mode == "1":
         return image.convert("L")

@@ -104,7 +104,7 @@ def open_checked(data: bytes, options: ImagingOptions) -> OpenedImage:
         )
     if image.format == "TIFF" and frames > 1:
         _check_every_page(image, frames, max_pixels)
-    return OpenedImage(image, "JPEG" if image.format == "MPO" else image.format, frames)
+    return OpenedImage(image, "JPEG" if image.format == "MPO" else str(image.format), frames)
 
 
 def pixel_limit(options: ImagingOptions) -> int:
@@ -167,7 +167,7 @@ def estimated_decode_mib(image: Image.Image, draft_size: tuple[int, int] | None)
     if image.format in ("JPEG", "MPO"):
         scale = jpeg_draft_scale(image.size, draft_size)
         return (width // scale) * (height // scale) * _JPEG_BYTES_PER_DRAFT_PIXEL / 2**20
-    per_pixel = _PEAK_BYTES_PER_PIXEL.get(image.format, _MODE_BYTES.get(image.mode, 4) * _FULL_DECODE_OVERHEAD)
+    per_pixel = _PEAK_BYTES_PER_PIXEL.get(str(image.format), _MODE_BYTES.get(image.mode, 4) * _FULL_DECODE_OVERHEAD)
     return width * height * per_pixel / 2**20
 
 

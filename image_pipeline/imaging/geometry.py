@@ -112,7 +112,8 @@ def render(source: Image.Image, source_region: Region, target: Rendition) -> Ima
     Returns `source` itself when nothing changes, and a plain crop when the region already has the target size.
     """
     box = _pixel_box(source.size, source_region, target.region)
-    pixels = left, top, right, bottom = tuple(round(edge) for edge in box)
+    left, top, right, bottom = (round(edge) for edge in box)
+    pixels = (left, top, right, bottom)
     on_whole_pixels = all(abs(edge - pixel) < _EPSILON for edge, pixel in zip(box, pixels, strict=True))
     if on_whole_pixels and (right - left, bottom - top) == target.size:
         return source if pixels == (0, 0, *source.size) else source.crop(pixels)

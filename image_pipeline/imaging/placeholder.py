@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from typing import cast
 
 import blurhash
 import thumbhash
@@ -48,5 +49,6 @@ def dominant_colour(image: Image.Image) -> str:
     quantised = image.quantize(colors=PALETTE_COLOURS, method=Image.Quantize.MEDIANCUT)
     palette = quantised.getpalette() or [0, 0, 0]
     _, index = max(quantised.getcolors() or [(1, 0)])
-    red, green, blue = palette[index * 3 : index * 3 + 3]
+    start = cast("int", index) * 3  # a palette image's colours are palette indices
+    red, green, blue = palette[start : start + 3]
     return f"#{red:02x}{green:02x}{blue:02x}"
