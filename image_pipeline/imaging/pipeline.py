@@ -59,12 +59,10 @@ DRAFT_MARGIN = 0.95
 # (frames x canvas) the animation is flattened to its first frame instead.
 ANIMATION_PIXEL_BUDGET = 25_000_000
 
-Encoded = dict[tuple[Rendition, Encoding], Future[bytes]]
-
 
 def make_variants(data: bytes, options: ImagingOptions, content_steps: Sequence[ContentStep] = ()) -> ProcessedImage:
     """Turn untrusted image bytes into the configured variants, or raise ImageRejected."""
-    with collecting() as warnings:
+    with collecting() as collector:
         opened = open_checked(data, options)
         try:
             draft = _jpeg_draft(opened, options)
@@ -85,7 +83,7 @@ def make_variants(data: bytes, options: ImagingOptions, content_steps: Sequence[
             opened.image.close()
         source_size, variants, placeholder = made
         source = SourceFacts(opened.format, source_size[0], source_size[1], len(data), opened.frames)
-        return ProcessedImage(source, variants, placeholder, warnings.facts())
+        return ProcessedImage(source, variants, placeholder, collector.facts())
 
 
 _Made = tuple[Size, tuple[RenderedVariant, ...], Placeholder]
@@ -110,30 +108,19 @@ def _make_still(
     opened: OpenedImage, draft: Size | None, options: ImagingOptions, content_steps: Sequence[ContentStep]
 ) -> _Made:
     stored_size = opened.image.size  # a draft makes the image report its decoded size
-    decoded = load_first_frame(opened, draft)
-    check_pixels(decoded.size, pixel_limit(options))
+    decoded = _decode(opened, draft, options)
     orientation = orientation_of(decoded)
-    upright_size = displayed_size(stored_size, orientation)
-    renditions = {variant.name: plan(upright_size, variant) for variant in options.variants}
-    picture = _upright_srgb(decoded, orientation)
+    picture = _to_srgb(orient(decoded, orientation))
     for step in content_steps:
         picture = step(picture)
-    encodings = tuple(dict.fromkeys(options.encodings))
+    upright_size = displayed_size(stored_size, orientation)
+    renditions = {variant.name: plan(upright_size, variant) for variant in options.variants}
     distinct = dict.fromkeys(renditions.values())
-    encoded: Encoded = {}
-    with ThreadPoolExecutor(max_workers=_encode_threads(options, len(distinct) * len(encodings))) as pool:
-
-        def submit(rendition: Rendition, image: Image.Image) -> None:
-            for index, encoding in enumerate(encodings):
-                # Pillow's save() keeps its parameters on the image object: concurrent saves need their own.
-                own = image if index == 0 else image.copy()
-                context = contextvars.copy_context()
-                encoded[rendition, encoding] = pool.submit(context.run, encode, own, encoding, options.background)
-
-        rendered = _cascade(picture, distinct, submit)
+    with _Encoder(options, tasks=len(distinct)) as encoder:
+        rendered = _cascade(picture, distinct, encoder.submit)
         placeholder_source = _smallest_with_region(rendered, renditions[options.largest_variant.name])
         placeholder = make_placeholder(placeholder_source, options.background)
-        variants = tuple(_variant(name, rendition, encoded, options) for name, rendition in renditions.items())
+        variants = tuple(encoder.variant(name, rendition) for name, rendition in renditions.items())
     return upright_size, variants, placeholder
 
 
@@ -149,9 +136,15 @@ def _jpeg_draft(opened: OpenedImage, options: ImagingOptions) -> Size | None:
     return max(1, round(width * DRAFT_MARGIN)), max(1, round(height * DRAFT_MARGIN))
 
 
-def _upright_srgb(decoded: Image.Image, orientation: int) -> Image.Image:
-    icc_profile = decoded.info.get("icc_profile")
-    picture = to_srgb(to_resizable(orient(decoded, orientation)), icc_profile)
+def _decode(opened: OpenedImage, draft: Size | None, options: ImagingOptions) -> Image.Image:
+    decoded = load_first_frame(opened, draft)
+    check_pixels(decoded.size, pixel_limit(options))
+    return decoded
+
+
+def _to_srgb(image: Image.Image) -> Image.Image:
+    """8-bit sRGB RGB or RGBA through the embedded profile, with nothing of the upload's metadata."""
+    picture = to_srgb(to_resizable(image), image.info.get("icc_profile"))
     picture.info = {}
     return picture
 
@@ -180,19 +173,48 @@ def _smallest_with_region(rendered: dict[Rendition, Image.Image], like: Renditio
     return rendered[min(same_region, key=lambda rendition: rendition.area)]
 
 
-def _variant(name: str, rendition: Rendition, encoded: Encoded, options: ImagingOptions) -> RenderedVariant:
-    width, height = rendition.size
-    images = tuple(_encoded_image(encoding, encoded[rendition, encoding].result()) for encoding in options.encodings)
-    return RenderedVariant(name, width, height, images)
+class _Encoder:
+    """Encodes each rendition in every requested encoding on a thread pool, as soon as it is rendered.
+
+    Each task runs in a copy of the caller's context, so that its decoder warnings reach the caller's collector.
+    """
+
+    def __init__(self, options: ImagingOptions, tasks: int) -> None:
+        self._options = options
+        self._encodings = tuple(dict.fromkeys(options.encodings))
+        threads = options.encode_threads or max(1, min(tasks * len(self._encodings), os.cpu_count() or 1))
+        self._pool = ThreadPoolExecutor(max_workers=threads)
+        self._encoded: dict[tuple[Rendition, Encoding], Future[bytes]] = {}
+
+    def __enter__(self) -> _Encoder:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def submit(self, rendition: Rendition, image: Image.Image) -> None:
+        """Start encoding `image` in every encoding."""
+        for index, encoding in enumerate(self._encodings):
+            # Pillow's save() keeps its parameters on the image object: saves running together need their own.
+            own = image if index == 0 else image.copy()
+            task = contextvars.copy_context().run
+            self._encoded[rendition, encoding] = self._pool.submit(
+                task, encode, own, encoding, self._options.background
+            )
+
+    def variant(self, name: str, rendition: Rendition) -> RenderedVariant:
+        """The named variant, once every encoding of its rendition is done, in the order of the options."""
+        width, height = rendition.size
+        images = tuple(
+            _encoded_image(encoding, self._encoded[rendition, encoding].result())
+            for encoding in self._options.encodings
+        )
+        return RenderedVariant(name, width, height, images)
 
 
 def _encoded_image(encoding: Encoding, data: bytes) -> EncodedImage:
     output_format = encoding.format
     return EncodedImage(output_format.value, output_format.content_type, output_format.extension, data)
-
-
-def _encode_threads(options: ImagingOptions, tasks: int) -> int:
-    return options.encode_threads or max(1, min(tasks, os.cpu_count() or 1))
 
 
 # ---------------------------------------------------------------------------
