@@ -28,7 +28,9 @@ from image_pipeline.routes_file import RouteError, load_routes, parse_routes
 from image_pipeline.settings import Settings
 
 LIMITS = ImagingOptions()
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "routes.md"
+REPO = Path(__file__).resolve().parent.parent
+DOCS = REPO / "docs" / "routes.md"
+EXAMPLES = REPO / "examples" / "routes.toml"
 
 # The issue's example, verbatim apart from its comments: the format is a contract.
 EXAMPLE = """
@@ -622,3 +624,10 @@ def test_output_file_names_are_stem_generation_variant_extension() -> None:
 def test_an_empty_table_is_refused_directly() -> None:
     with pytest.raises(ConfigurationError, match="no routes"):
         check_table(())
+
+
+@pytest.mark.skipif(not (DOCS.exists() and EXAMPLES.exists()), reason="docs/routes.md or examples/routes.toml missing")
+def test_the_docs_first_example_is_examples_routes_toml() -> None:
+    first = re.findall(r"```toml\n(.*?)```", DOCS.read_text(), flags=re.DOTALL)[0]
+
+    assert parse_routes(_toml(first), LIMITS) == load_routes(EXAMPLES, LIMITS)
