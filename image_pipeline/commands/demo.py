@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -163,7 +163,7 @@ def deliver_until_acknowledged(function_url: str, resource: dict[str, Any]) -> i
     from image_pipeline.devtools import emulators
 
     event_id = uuid.uuid4().hex
-    event_time = datetime.now(timezone.utc)
+    event_time = datetime.now(UTC)
     for attempt in range(REDELIVERIES):
         status = emulators.deliver_finalized(function_url, resource, event_id, event_time)
         if status < 500:
