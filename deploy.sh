@@ -3,7 +3,7 @@
 #
 #   ./deploy.sh [deploy]      the function, its identities and their IAM (default)
 #   ./deploy.sh backfill-job  a Cloud Run job running `python -m image_pipeline backfill`, sharded over tasks
-#   ./deploy.sh rules         `firebase deploy --only storage,firestore:rules`
+#   ./deploy.sh rules         `firebase deploy --only storage,firestore:rules` (rules generated for ROUTES_FILE)
 #
 # Every step is safe to re-run: services are enabled (a no-op when on), service accounts are created only
 # when `describe` says they are missing, IAM bindings are added (adding an existing binding changes
@@ -32,7 +32,10 @@ Subcommands:
                   'python -m image_pipeline backfill' as the runtime service account, with TASKS tasks;
                   each task processes its shard (CLOUD_RUN_TASK_INDEX of CLOUD_RUN_TASK_COUNT).
                   Run 'deploy' first: the job reuses its service account and IAM.
-  rules           deploy storage.rules and firestore.rules: firebase deploy --only storage,firestore:rules
+  rules           deploy storage.rules and firestore.rules: firebase deploy --only storage,firestore:rules.
+                  With ROUTES_FILE (or a built-in route variable such as SOURCE_PREFIX) set, the rules are
+                  generated for the configured routes ('python3 -m image_pipeline rules --out DIR'); otherwise
+                  the committed files, which are what the generator makes for the built-in route.
 
 Options (each has an environment variable; flags win):
   --project ID              PROJECT_ID (or GOOGLE_CLOUD_PROJECT; else 'gcloud config get-value project')
@@ -43,14 +46,14 @@ Options (each has an environment variable; flags win):
   --function-name NAME      FUNCTION_NAME, default image-pipeline
   --runtime-sa NAME|EMAIL   RUNTIME_SA, default image-pipeline-runtime (created in PROJECT if missing)
   --trigger-sa NAME|EMAIL   TRIGGER_SA, default image-pipeline-trigger (created in PROJECT if missing)
-  --memory SIZE             MEMORY, default 1Gi      (see the sizing notes in this script)
+  --memory SIZE             MEMORY, default 1Gi      (see "Sizing" below)
   --cpu N                   CPU, default 1
   --concurrency N           CONCURRENCY, default 1  (requests per instance; >1 needs CPU >= 1 and ~500 MiB each)
-  --timeout DURATION        TIMEOUT, default 60s
+  --timeout DURATION        TIMEOUT, default 60s; 120s when a route encodes AVIF (see "Sizing" below)
   --max-instances N         MAX_INSTANCES, default 10 (the cost ceiling: MAX_INSTANCES x CONCURRENCY images)
   --min-instances N         MIN_INSTANCES, default 0
   --build-service-account SA  BUILD_SERVICE_ACCOUNT, optional: Cloud Build identity (email or full name)
-  --allow-undersized        ALLOW_UNDERSIZED=1: deploy even if MEMORY < 120 MiB + CONCURRENCY x 500 MiB
+  --allow-undersized        ALLOW_UNDERSIZED=1: deploy even if MEMORY is below the budget (see "Sizing")
   --skip-apis               SKIP_APIS=1: do not run 'gcloud services enable'
   --dry-run                 DRY_RUN=1: print the commands, run nothing
   -h, --help                this help
@@ -72,8 +75,25 @@ Function settings, written to an --env-vars-file (only those set are passed, plu
 as the function's own code lists them ('python3 -m image_pipeline settings --markdown' describes each):
 $(help_setting_names)
 
-Requires: gcloud (firebase for 'rules'), and Python >= 3.11 (PYTHON, default python3; standard library only)
-for deploy and backfill-job: the function's own code lists and checks the settings before anything changes.
+Routes: ROUTES_FILE names a routes file (TOML; see docs/routes.md and examples/routes.toml). Cloud Functions
+uploads this folder as filtered by .gcloudignore, which ships only main.py, requirements.txt, image_pipeline/,
+routes.toml and routes/: so the file must be routes.toml or inside routes/ here (a path relative to this folder,
+or an absolute path inside it); anything else is refused. It is validated with the function's own code before
+anything changes (a bad file stops the deploy with one line naming the route and the key) and passed as a
+relative path. Beside it, the built-in route's variables ('python3 -m image_pipeline settings --names
+--route-level': SOURCE_PREFIX, VARIANTS, ...) are neither defaulted nor allowed: the routes file says what they
+said.
+
+Sizing: an image's memory is bounded by the limits every route shares (MAX_DECODE_MIB, MAX_PIXELS): measured,
+about 500 MiB per concurrent image with variants up to 2048 px, plus ~120 MiB for the runtime, so MEMORY must be
+at least 120 MiB + CONCURRENCY x 500 MiB. A route whose largest variant box is bigger adds, per image, an estimate
+of its RGBA buffers: box pixels x 4 bytes x (1 + its number of formats), beyond the 32 MiB a 2048 px box in one
+format already has in the measured 500; the heaviest route decides ('python3 -m image_pipeline settings
+--route-sizes' lists each route's largest box and formats). A routes file never lowers the budget. AVIF encodes
+take several times the CPU of WebP, so when any route encodes AVIF the default TIMEOUT is 120s instead of 60s.
+
+Requires: gcloud (firebase for 'rules'), and Python >= 3.11 (PYTHON, default python3; standard library only):
+the function's own code lists and checks the settings (and reads ROUTES_FILE with tomllib) before anything changes.
 
 Examples:
   PROJECT_ID=my-app BUCKET=my-app.firebasestorage.app ./deploy.sh
@@ -144,12 +164,15 @@ TRIGGER_SA=${TRIGGER_SA:-image-pipeline-trigger}
 # MAX_DECODE_MIB (default 512) as too_large. We therefore budget 500 MiB per concurrent image plus ~120 MiB
 # for the interpreter, functions-framework and the Google clients: MEMORY >= 120 MiB + CONCURRENCY x 500 MiB,
 # 620 MiB for the default CONCURRENCY=1, which 1Gi covers. Concurrency 2 wants 2Gi (and >= 1 CPU on 2nd gen).
+# Those limits are global, so routes do not change the decode; only a route with variants larger than the
+# measured 2048 px adds its output buffers (image_budget_mib).
 MEMORY=${MEMORY:-1Gi}
 CPU=${CPU:-1}
 CONCURRENCY=${CONCURRENCY:-1}
 # 60 s: an attempt must end well inside it (the clients' own retries are bounded by CLIENT_TIMEOUT_S);
-# anything longer is better handled by raising and letting Eventarc redeliver with backoff.
-TIMEOUT=${TIMEOUT:-60s}
+# anything longer is better handled by raising and letting Eventarc redeliver with backoff. Empty until the
+# routes are known: a route that encodes AVIF gets 120 s (default_timeout).
+TIMEOUT=${TIMEOUT:-}
 # The cost ceiling: at most MAX_INSTANCES x CONCURRENCY images in flight. Every output we write triggers the
 # function again (and is skipped cheaply), so a bulk upload produces a burst; excess events are retried.
 MAX_INSTANCES=${MAX_INSTANCES:-10}
@@ -177,7 +200,12 @@ PYTHON=${PYTHON:-python3}
 # The function's settings that are passed through: the names Settings.from_env reads, listed by the package
 # itself (load_setting_names), so this script never holds a copy that could drift.
 SETTING_NAMES=()
-# Defaults written explicitly so the deployed configuration shows the contract with the app.
+# The built-in route's variables (settings --names --route-level): refused by the function beside ROUTES_FILE.
+declare -A ROUTE_LEVEL=()
+# Per route, from settings --route-sizes: NAME<TAB>WIDTHxHEIGHT of its largest variant box<TAB>FORMATS.
+ROUTE_SIZES=()
+# Defaults written explicitly so the deployed configuration shows the contract with the app (the route-level
+# ones only without ROUTES_FILE).
 declare -A SETTING_DEFAULTS=(
   [SOURCE_PREFIX]=raw-uploads/
   [OUTPUT_PREFIX]=showcase-images/
@@ -418,7 +446,7 @@ write_env_file() {
   shift
   : >"$path"
   for name in "${SETTING_NAMES[@]}"; do
-    value=${!name:-${SETTING_DEFAULTS[$name]:-}}
+    value=$(setting_value "$name")
     [[ -n $value ]] || continue
     [[ $value != *$'\n'* ]] || usage_error "$name must be a single line"
     printf '%s: %s\n' "$name" "$(yaml_quote "$value")" >>"$path"
@@ -438,27 +466,98 @@ show_env_file() { # PATH: in a dry run, its contents as notes
   fi
 }
 
-# load_setting_names: SETTING_NAMES from the package; fails clearly without a suitable Python.
+# setting_value NAME: the value passed for a setting: the operator's, else this script's default; a route-level
+# setting gets no default beside ROUTES_FILE (the function refuses it there).
+setting_value() {
+  local name=$1
+  if [[ -n ${!name:-} ]]; then
+    printf '%s' "${!name}"
+  elif [[ -z ${ROUTES_FILE:-} || -z ${ROUTE_LEVEL[$name]:-} ]]; then
+    printf '%s' "${SETTING_DEFAULTS[$name]:-}"
+  fi
+}
+
+# load_setting_names: SETTING_NAMES and ROUTE_LEVEL from the package; fails clearly without a suitable Python.
 load_setting_names() {
-  local problem names
+  local problem names name
   problem=$(python_problem)
   [[ -z $problem ]] || die "Python >= 3.11 is needed to read the function's settings ($problem): install it, or \
 set PYTHON to one (e.g. PYTHON=python3.12)"
   names=$(pipeline_cli settings --names) || die "cannot list the function's settings with $PYTHON (see above)"
   mapfile -t SETTING_NAMES <<<"$names"
+  names=$(pipeline_cli settings --names --route-level) || die "cannot list the route-level settings with $PYTHON"
+  for name in $names; do
+    ROUTE_LEVEL[$name]=1
+  done
 }
 
-# validate_settings: list the function's settings and let its own parser reject bad values now, rather than at
-# the first event after a three-minute build.
+# resolve_routes_file: ROUTES_FILE made relative to the source root, which is how the deployed function reads it;
+# refused unless .gcloudignore uploads it (routes.toml, or anything in routes/).
+resolve_routes_file() {
+  [[ -n ${ROUTES_FILE:-} ]] || return 0
+  local given=$ROUTES_FILE path root relative
+  path=$given
+  [[ $path == /* ]] || path=$SCRIPT_DIR/$path
+  [[ -f $path ]] || die "ROUTES_FILE '$given': no such file (a relative path starts at the source root, $SCRIPT_DIR)"
+  root=$(cd -P -- "$SCRIPT_DIR" && pwd -P)
+  relative=$(cd -P -- "$(dirname -- "$path")" && pwd -P)/$(basename -- "$path")
+  relative=${relative#"$root"/}
+  [[ $relative == routes.toml || $relative == routes/?* ]] || die "ROUTES_FILE '$given' would not be deployed: \
+Cloud Functions uploads only what .gcloudignore lets through (main.py, requirements.txt, image_pipeline/, \
+routes.toml and routes/), so put it at routes.toml or in routes/ under $root (e.g. cp it to $root/routes.toml and \
+set ROUTES_FILE=routes.toml)"
+  ROUTES_FILE=$relative
+}
+
+# validate_settings: list the function's settings and let its own parser reject bad values (and a bad routes
+# file) now, rather than at the first event after a three-minute build; keep each route's sizes for the budget.
 validate_settings() {
-  local assignments=() name value
+  local assignments=() name value sizes
   load_setting_names
+  resolve_routes_file
   for name in "${SETTING_NAMES[@]}"; do
-    value=${!name:-${SETTING_DEFAULTS[$name]:-}}
+    value=$(setting_value "$name")
     [[ -z $value ]] || assignments+=("$name=$value")
   done
-  env "${assignments[@]}" PYTHONPATH="$SCRIPT_DIR" "$PYTHON" -P -m image_pipeline settings --check ||
+  sizes=$(env "${assignments[@]}" PYTHONPATH="$SCRIPT_DIR" "$PYTHON" -P -m image_pipeline settings --route-sizes) ||
     die "invalid function settings (see above)"
+  mapfile -t ROUTE_SIZES <<<"$sizes"
+}
+
+# image_budget_mib: two lines: the MiB one concurrent image needs, then which route raises it above the measured
+# 500 MiB (empty when none does). Beyond the measured setup (largest box 2048 px, one format:
+# 2048 x 2048 x 4 bytes x 2 = 32 MiB of output buffers), a route adds its largest box's RGBA frame for the
+# resized image and one per format it encodes: an estimate, not a measurement, and never a reduction.
+MEASURED_IMAGE_MIB=500
+image_budget_mib() {
+  local line name box formats commas count estimate extra=0 why=""
+  for line in "${ROUTE_SIZES[@]}"; do
+    IFS=$'\t' read -r name box formats <<<"$line"
+    [[ $box =~ ^([0-9]+)x([0-9]+)$ ]] || die "unexpected route size line from settings --route-sizes: '$line'"
+    commas=${formats//[^,]/}
+    count=$((${#commas} + 1))
+    estimate=$((BASH_REMATCH[1] * BASH_REMATCH[2] * 4 * (1 + count) / 1048576 - 32))
+    if ((estimate > extra)); then
+      extra=$estimate
+      why="route '$name': largest variant box $box, $count format(s)"
+    fi
+  done
+  echo $((MEASURED_IMAGE_MIB + extra))
+  echo "$why"
+}
+
+# default_timeout: 60s, or 120s when a route encodes AVIF. AVIF takes several times WebP's CPU (sharp's defaults
+# spend about 6.7 s of CPU on one 3 MP photo's three variants; ours is tuned to a fraction of that, but a
+# 1-vCPU instance encoding two formats of a large source would leave 60 s little margin).
+default_timeout() {
+  local line
+  for line in "${ROUTE_SIZES[@]}"; do
+    if [[ ,${line##*$'\t'}, == *,avif,* ]]; then
+      echo 120s
+      return
+    fi
+  done
+  echo 60s
 }
 
 # ---------------------------------------------------------------------------------------------------------
@@ -497,22 +596,30 @@ validate_function_config() {
   require_integer MAX_INSTANCES "$MAX_INSTANCES" 1
   require_integer MIN_INSTANCES "$MIN_INSTANCES" 0
   ((MIN_INSTANCES <= MAX_INSTANCES)) || usage_error "MIN_INSTANCES ($MIN_INSTANCES) exceeds MAX_INSTANCES"
-  local mib milli timeout_s needed
+  local mib milli timeout_s needed budget per_image why
   mib=$(memory_mib "$MEMORY") || usage_error "MEMORY '$MEMORY' is not a size like 512Mi, 1Gi or 2G"
   milli=$(millicpu "$CPU") || usage_error "CPU '$CPU' is not a CPU count like 1, 2, .5 or 2000m"
-  timeout_s=$(seconds "$TIMEOUT") || usage_error "TIMEOUT '$TIMEOUT' is not a duration like 60s or 5m"
+  [[ -z $TIMEOUT ]] || seconds "$TIMEOUT" >/dev/null ||
+    usage_error "TIMEOUT '$TIMEOUT' is not a duration like 60s or 5m"
+  # The routes decide the per-image budget and the default timeout, so the settings are checked first.
+  validate_settings
+  [[ -n $TIMEOUT ]] || TIMEOUT=$(default_timeout)
+  timeout_s=$(seconds "$TIMEOUT")
   ((timeout_s >= 1 && timeout_s <= 3600)) || usage_error "TIMEOUT must be between 1s and 3600s"
   if ((CONCURRENCY > 1 && milli < 1000)); then
     usage_error "CONCURRENCY $CONCURRENCY needs CPU >= 1 (Cloud Functions 2nd gen), got CPU $CPU"
   fi
-  needed=$((120 + CONCURRENCY * 500))
+  budget=$(image_budget_mib)
+  per_image=${budget%%$'\n'*}
+  why=${budget#*$'\n'}
+  needed=$((120 + CONCURRENCY * per_image))
   if ((mib < needed)); then
     if is_true "$ALLOW_UNDERSIZED"; then
-      note "warning: MEMORY $MEMORY ($mib MiB) is below the $needed MiB that CONCURRENCY $CONCURRENCY needs for 100 MP images"
+      note "warning: MEMORY $MEMORY ($mib MiB) is below the $needed MiB that CONCURRENCY $CONCURRENCY needs for 100 MP images${why:+ ($why)}"
     else
       usage_error "MEMORY $MEMORY ($mib MiB) is too small for CONCURRENCY $CONCURRENCY: 100-megapixel images need \
-about 120 MiB + $CONCURRENCY x 500 MiB = $needed MiB; raise MEMORY, lower CONCURRENCY, or pass --allow-undersized \
-(e.g. with a lower MAX_PIXELS)"
+about 120 MiB + $CONCURRENCY x $per_image MiB = $needed MiB${why:+ ($why)}; raise MEMORY, lower CONCURRENCY, or \
+pass --allow-undersized (e.g. with a lower MAX_PIXELS)"
     fi
   fi
   if [[ -n ${CLIENT_TIMEOUT_S:-} && $CLIENT_TIMEOUT_S =~ ^[0-9]+([.][0-9]+)?$ ]]; then
@@ -522,7 +629,6 @@ about 120 MiB + $CONCURRENCY x 500 MiB = $needed MiB; raise MEMORY, lower CONCUR
   if [[ ${RETRY_WINDOW_S:-} =~ ^[0-9]+$ ]] && ((RETRY_WINDOW_S >= 86400)); then
     note "warning: RETRY_WINDOW_S $RETRY_WINDOW_S: Eventarc stops redelivering after 24 h, so the function could never record retries_exhausted"
   fi
-  validate_settings
 }
 
 enable_apis() {
@@ -725,16 +831,40 @@ cmd_backfill_job() {
   fi
 }
 
+RULES_CONFIG=""
+# rules_config: RULES_CONFIG, the firebase.json to deploy the rules with. The committed rules are the generator's output for the
+# built-in route with its defaults; when ROUTES_FILE or a built-in route variable is set, the rules are generated
+# for those routes (by the function's own code) into the work folder, beside a firebase.json naming them.
+rules_config() {
+  local name shaped="${ROUTES_FILE:+ROUTES_FILE}" out=$WORK_DIR/rules
+  load_setting_names
+  for name in "${!ROUTE_LEVEL[@]}"; do
+    [[ -n $shaped || -z ${!name:-} ]] || shaped=$name
+  done
+  if [[ -z $shaped ]]; then
+    comment "the committed storage.rules and firestore.rules (the built-in route with its default folders)"
+    RULES_CONFIG=$SCRIPT_DIR/firebase.json
+    return
+  fi
+  resolve_routes_file
+  pipeline_cli rules --out "$out" >&2 || die "cannot generate the rules for these settings (see above)"
+  printf '{"firestore": {"rules": "firestore.rules"}, "storage": {"rules": "storage.rules"}}\n' >"$out/firebase.json"
+  comment "rules generated for the configured routes ($shaped is set): python3 -m image_pipeline rules --out $out \
+(deleted on exit)"
+  RULES_CONFIG=$out/firebase.json
+}
+
 cmd_rules() {
   resolve_project
   local firebase=${FIREBASE:-firebase}
   if ((!DRY_RUN)); then
-    command -v "$firebase" >/dev/null 2>&1 ||
+    command -v "${firebase%% *}" >/dev/null 2>&1 ||
       die "firebase CLI not found: npm install -g firebase-tools (or set FIREBASE='npx --yes firebase-tools')"
   fi
+  rules_config
   comment "storage.rules go to the project's default Storage bucket (firebase.json); firestore.rules to (default)"
   # shellcheck disable=SC2086 # FIREBASE may be a command with arguments, e.g. 'npx --yes firebase-tools'
-  run $firebase deploy --only storage,firestore:rules --project="$PROJECT_ID" --config="$SCRIPT_DIR/firebase.json"
+  run $firebase deploy --only storage,firestore:rules --project="$PROJECT_ID" --config="$RULES_CONFIG"
 }
 
 cd -- "$SCRIPT_DIR"

@@ -60,9 +60,11 @@ def _base_env(tmp_path: Path, extra: dict[str, str] | None = None) -> dict[str, 
     return env
 
 
-def deploy(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def deploy(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None, script: Path = DEPLOY
+) -> subprocess.CompletedProcess:
     return subprocess.run(
-        ["bash", str(DEPLOY), *args],
+        ["bash", str(script), *args],
         env=_base_env(tmp_path, env),
         capture_output=True,
         text=True,
@@ -71,11 +73,13 @@ def deploy(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> sub
     )
 
 
-def dry(tmp_path: Path, *args: str, env: dict[str, str] | None = None, location: str | None = "US"):
+def dry(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None, location: str | None = "US", script: Path = DEPLOY
+):
     base = ["--dry-run", "--project", PROJECT, "--bucket", BUCKET]
     if location:
         base += ["--bucket-location", location]
-    return deploy(tmp_path, *args, *base, env=env)
+    return deploy(tmp_path, *args, *base, env=env, script=script)
 
 
 def commands(stdout: str) -> list[list[str]]:
@@ -462,8 +466,9 @@ def test_env_vars_file_passes_settings_through(tmp_path, name, value):
 
 
 def every_setting() -> dict[str, str]:
-    """A valid value for every variable from_env reads: the sample values above, the shown default elsewhere."""
-    return {variable.name: variable.default for variable in Settings.variables()} | dict(SETTINGS)
+    """A valid value for every variable from_env reads that has a default: the sample values above, the shown
+    default elsewhere (ROUTES_FILE, unset by default, excludes the route-level ones: see the routes tests)."""
+    return {variable.name: variable.default for variable in Settings.variables() if variable.default} | dict(SETTINGS)
 
 
 @pytest.mark.parametrize("subcommand", ["deploy", "backfill-job"])
@@ -607,6 +612,222 @@ def test_rules(tmp_path):
     assert f"--project={PROJECT}" in cmd
 
 
+# --- routes (ROUTES_FILE) -----------------------------------------------------------------------------------------
+# Each test deploys from a copy of the source folder in tmp_path, so routes files are written there, never into
+# the checkout.
+
+EXAMPLE_ROUTES = (ROOT / "examples" / "routes.toml").read_text()
+ROUTE_LEVEL = [variable.name for variable in Settings.variables() if variable.route]
+# A route whose largest variant (8192 px, two formats) needs more than the measured 500 MiB per image.
+POSTER_ROUTE = """
+[[route]]
+name = "poster"
+match = "posters/{uid}/{file}"
+document = "posters/{stem}"
+field = "image"
+missing = "create"
+output = "poster-images/{uid}/"
+formats = ["webp", "jpeg"]
+
+[route.variants]
+print = 8192
+"""
+
+
+@pytest.fixture
+def source(tmp_path) -> Path:
+    """A copy of what deploy.sh deploys from: the script, the package, .gcloudignore and the rules."""
+    tree = tmp_path / "source"
+    tree.mkdir()
+    for name in ("deploy.sh", ".gcloudignore", "firebase.json", "storage.rules", "firestore.rules"):
+        shutil.copy2(ROOT / name, tree / name)
+    shutil.copytree(ROOT / "image_pipeline", tree / "image_pipeline", ignore=shutil.ignore_patterns("__pycache__"))
+    return tree
+
+
+def with_routes(tree: Path, text: str = EXAMPLE_ROUTES, name: str = "routes.toml") -> Path:
+    path = tree / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_route_level_names_are_the_built_in_route_variables(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-P", "-m", "image_pipeline", "settings", "--names", "--route-level"],
+        cwd=ROOT, env=_base_env(tmp_path, {"PYTHONPATH": str(ROOT)}), capture_output=True, text=True, check=True
+    )  # fmt: skip
+    assert result.stdout.split() == ROUTE_LEVEL
+    assert set(ROUTE_LEVEL) == {"SOURCE_PREFIX", "OUTPUT_PREFIX", "FIRESTORE_COLLECTION", "VARIANTS",
+                                "OUTPUT_FORMAT", "QUALITY", "KEEP_ANIMATION", "DELETE_ORIGINAL"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "given", "passed"),
+    [
+        ("routes.toml", "routes.toml", "routes.toml"),
+        ("routes.toml", "./routes.toml", "routes.toml"),
+        ("routes/apps.toml", "routes/apps.toml", "routes/apps.toml"),
+        ("routes/apps.toml", "ABSOLUTE", "routes/apps.toml"),
+    ],
+)
+@pytest.mark.parametrize("subcommand", ["deploy", "backfill-job"])
+def test_routes_file_is_passed_relative_without_route_level_variables(
+    tmp_path, source, subcommand, name, given, passed
+):
+    path = with_routes(source, name=name)
+    env = {"ROUTES_FILE": str(path) if given == "ABSOLUTE" else given}
+    result = dry(tmp_path, subcommand, env=env, script=source / "deploy.sh")
+    assert result.returncode == 0, result.stderr
+    written = env_file(result.stdout)
+    assert written["ROUTES_FILE"] == passed
+    assert not set(written) & set(ROUTE_LEVEL), "the function refuses route-level variables beside ROUTES_FILE"
+
+
+def test_an_invalid_routes_file_stops_the_deploy_with_one_line_naming_route_and_key(tmp_path, source):
+    broken = EXAMPLE_ROUTES.replace('name = "gallery"', 'name = "gallery"\nsizes = [320]')
+    with_routes(source, broken)
+    result = dry(tmp_path, env={"ROUTES_FILE": "routes.toml"}, script=source / "deploy.sh")
+    assert result.returncode == 1
+    (message,) = [line for line in result.stderr.splitlines() if "settings: error:" in line]
+    assert "route 'gallery'" in message and "'sizes'" in message
+    assert "invalid function settings" in result.stderr
+    assert not commands(result.stdout), "nothing is deployed, nothing is even looked up"
+
+
+@pytest.mark.parametrize("where", ["outside", "examples/routes.toml", "image_pipeline/routes.toml", "../routes.toml"])
+def test_a_routes_file_that_would_not_be_uploaded_is_refused(tmp_path, source, where):
+    if where == "outside":
+        given = str(with_routes(tmp_path, name="elsewhere/routes.toml"))
+    else:
+        with_routes(source.parent if where.startswith("../") else source, name=where.removeprefix("../"))
+        given = where
+    result = dry(tmp_path, env={"ROUTES_FILE": given}, script=source / "deploy.sh")
+    assert result.returncode == 1
+    assert "would not be deployed" in result.stderr and "routes.toml or in routes/" in result.stderr
+    assert not commands(result.stdout)
+
+
+def test_a_missing_routes_file_is_refused(tmp_path, source):
+    result = dry(tmp_path, env={"ROUTES_FILE": "routes/none.toml"}, script=source / "deploy.sh")
+    assert result.returncode == 1
+    assert "ROUTES_FILE 'routes/none.toml': no such file" in result.stderr
+
+
+@pytest.mark.parametrize("name", ROUTE_LEVEL)
+def test_a_route_level_variable_beside_the_routes_file_is_refused(tmp_path, source, name):
+    with_routes(source)
+    value = Settings.variables()[[variable.name for variable in Settings.variables()].index(name)].default
+    result = dry(tmp_path, env={"ROUTES_FILE": "routes.toml", name: value}, script=source / "deploy.sh")
+    assert result.returncode == 1
+    assert f"ROUTES_FILE is set: the routes file says what these said; unset {name}" in result.stderr
+    assert not commands(result.stdout)
+
+
+def test_a_routes_file_never_lowers_the_memory_budget(tmp_path, source):
+    with_routes(source, POSTER_ROUTE.replace("print = 8192", "tiny = 64"))
+    result = dry(tmp_path, "--memory", "600Mi", env={"ROUTES_FILE": "routes.toml"}, script=source / "deploy.sh")
+    assert result.returncode == 2
+    assert "120 MiB + 1 x 500 MiB = 620 MiB" in result.stderr
+
+
+def test_the_heaviest_route_sizes_memory(tmp_path, source):
+    with_routes(source, EXAMPLE_ROUTES + POSTER_ROUTE)
+    env = {"ROUTES_FILE": "routes.toml"}
+    result = dry(tmp_path, env=env, script=source / "deploy.sh")
+    assert result.returncode == 2
+    # 8192 x 8192 x 4 bytes x (1 + 2 formats) = 768 MiB, less the 32 MiB already in the measured 500
+    assert "120 MiB + 1 x 1236 MiB = 1356 MiB" in result.stderr
+    assert "route 'poster': largest variant box 8192x8192, 2 format(s)" in result.stderr
+    result = dry(tmp_path, "--memory", "2Gi", env=env, script=source / "deploy.sh")
+    assert result.returncode == 0, result.stderr
+    (cmd,) = find(commands(result.stdout), "gcloud", "functions", "deploy")
+    assert flag(cmd, "--memory") == ["2Gi"]
+
+
+@pytest.mark.parametrize(
+    ("routes", "env", "args", "timeout"),
+    [
+        (None, {}, [], "60s"),
+        (None, {"OUTPUT_FORMAT": "avif"}, [], "120s"),
+        (EXAMPLE_ROUTES, {}, [], "120s"),  # the avatar route encodes AVIF
+        (EXAMPLE_ROUTES.replace('["avif", "webp"]', '["webp"]'), {}, [], "60s"),
+        (EXAMPLE_ROUTES, {}, ["--timeout", "90s"], "90s"),
+    ],
+)
+def test_avif_routes_get_a_longer_default_timeout(tmp_path, source, routes, env, args, timeout):
+    if routes is not None:
+        with_routes(source, routes)
+        env = env | {"ROUTES_FILE": "routes.toml"}
+    result = dry(tmp_path, *args, env=env, script=source / "deploy.sh")
+    assert result.returncode == 0, result.stderr
+    (cmd,) = find(commands(result.stdout), "gcloud", "functions", "deploy")
+    assert flag(cmd, "--timeout") == [timeout]
+
+
+FAKE_FIREBASE = r"""#!/usr/bin/env bash
+# Keeps a copy of the rules files the --config names.
+for arg in "$@"; do
+  case $arg in --config=*) cp "$(dirname "${arg#--config=}")"/*.rules "$FAKE_RULES_OUT"/ ;; esac
+done
+"""
+
+
+def deploy_rules(tmp_path: Path, source: Path, env: dict[str, str]) -> tuple[subprocess.CompletedProcess, Path]:
+    """A real `deploy.sh rules` against a fake firebase; returns the folder holding the rules it deployed."""
+    fake = tmp_path / "bin" / "firebase"
+    fake.parent.mkdir(exist_ok=True)
+    fake.write_text(FAKE_FIREBASE)
+    fake.chmod(0o755)
+    out = tmp_path / "deployed"
+    out.mkdir(exist_ok=True)
+    env = env | {"PATH": f"{fake.parent}:{os.environ['PATH']}", "FAKE_RULES_OUT": str(out)}
+    return deploy(tmp_path, "rules", "--project", PROJECT, env=env, script=source / "deploy.sh"), out
+
+
+@pytest.mark.parametrize("env", [{"ROUTES_FILE": "routes.toml"}, {"SOURCE_PREFIX": "uploads/"}])
+def test_rules_are_generated_for_the_configured_routes(tmp_path, source, env):
+    with_routes(source)
+    result, deployed = deploy_rules(tmp_path, source, env)
+    assert result.returncode == 0, result.stderr
+    expected = tmp_path / "expected"
+    subprocess.run(
+        [sys.executable, "-P", "-m", "image_pipeline", "rules", "--out", str(expected)],
+        cwd=tmp_path, env=_base_env(tmp_path, env | {"PYTHONPATH": str(source)}), check=True
+    )  # fmt: skip
+    for name in ("storage.rules", "firestore.rules"):
+        assert (deployed / name).read_text() == (expected / name).read_text()
+    assert (deployed / "storage.rules").read_text() != (ROOT / "storage.rules").read_text()
+    assert "rules generated for the configured routes" in result.stderr
+
+
+def test_rules_without_routes_deploy_the_committed_files(tmp_path, source):
+    result, deployed = deploy_rules(tmp_path, source, {})
+    assert result.returncode == 0, result.stderr
+    for name in ("storage.rules", "firestore.rules"):
+        assert (deployed / name).read_text() == (ROOT / name).read_text()
+
+
+def test_rules_with_an_invalid_routes_file_deploy_nothing(tmp_path, source):
+    with_routes(source, EXAMPLE_ROUTES.replace('fit = "cover"', 'fit = "fill"'))
+    result, deployed = deploy_rules(tmp_path, source, {"ROUTES_FILE": "routes.toml"})
+    assert result.returncode == 1
+    assert "route 'avatar'" in result.stderr and "cannot generate the rules" in result.stderr
+    assert not list(deployed.iterdir())
+
+
+def test_rules_dry_run_names_the_generated_config(tmp_path, source):
+    with_routes(source)
+    result = deploy(
+        tmp_path, "rules", "--dry-run", "--project", PROJECT, env={"ROUTES_FILE": "routes.toml"},
+        script=source / "deploy.sh"
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (cmd,) = commands(result.stdout)
+    (config,) = flag(cmd, "--config")
+    assert config.endswith("/rules/firebase.json") and not config.startswith(str(source))
+
+
 # --- a real run, against a fake gcloud --------------------------------------------------------------------------
 
 FAKE_GCLOUD = r"""#!/usr/bin/env bash
@@ -735,7 +956,14 @@ def test_script_is_strict_and_executable():
 # --- .gcloudignore ------------------------------------------------------------------------------------------
 
 GCLOUDIGNORE = ROOT / ".gcloudignore"
-UPLOADED = ["main.py", "requirements.txt", "image_pipeline/__init__.py", "image_pipeline/imaging/pipeline.py"]
+UPLOADED = [
+    "main.py",
+    "requirements.txt",
+    "image_pipeline/__init__.py",
+    "image_pipeline/imaging/pipeline.py",
+    "routes.toml",
+    "routes/apps.toml",
+]
 NOT_UPLOADED = [
     "tests/test_x.py",
     "benchmarks/bench.py",
@@ -756,13 +984,15 @@ NOT_UPLOADED = [
     "image_pipeline/NOTES.md",
     "image_pipeline/assets/sample.png",
     ".hypothesis/x",
+    "examples/routes.toml",
+    "docs/routes.md",
 ]
 
 
 def test_gcloudignore_patterns():
     lines = {line.strip() for line in GCLOUDIGNORE.read_text().splitlines()}
     assert "/*" in lines
-    for keep in ("!/main.py", "!/requirements.txt", "!/image_pipeline/"):
+    for keep in ("!/main.py", "!/requirements.txt", "!/image_pipeline/", "!/routes.toml", "!/routes/"):
         assert keep in lines
     for gone in (
         "tests/",
@@ -819,5 +1049,5 @@ def test_gcloudignore_on_this_repository(tmp_path):
     if (ROOT / "main.py").exists():
         assert "main.py" in files
     for name in files:
-        assert name in ("main.py", "requirements.txt") or name.startswith("image_pipeline/"), name
+        assert name in ("main.py", "requirements.txt", "routes.toml") or name.startswith(("image_pipeline/", "routes/"))
         assert "/tests/" not in name and "__pycache__" not in name and not name.endswith(".md"), name

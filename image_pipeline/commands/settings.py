@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from image_pipeline.routes import Route
     from image_pipeline.settings import Variable
 
 PROG = "python -m image_pipeline settings"
@@ -33,27 +34,61 @@ def add_parser(subparsers: Any) -> None:
         const="check",
         help="validate the settings in this environment; exit 2 with a message naming a bad one",
     )
-    parser.set_defaults(run=run)
+    mode.add_argument(
+        "--route-sizes",
+        dest="mode",
+        action="store_const",
+        const="route-sizes",
+        help="check the settings, then per route (ROUTES_FILE's, else the built-in one) one tab-separated line: "
+        "name, the largest variant's box as WIDTHxHEIGHT, its formats comma-separated (what deploy.sh sizes by)",
+    )
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument(
+        "--route-level",
+        dest="scope",
+        action="store_const",
+        const="route",
+        help="with --names: only the built-in route's variables (refused beside ROUTES_FILE)",
+    )
+    scope.add_argument(
+        "--global",
+        dest="scope",
+        action="store_const",
+        const="global",
+        help="with --names: only the variables that apply to every route",
+    )
+    parser.set_defaults(run=run, scope=None)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the names or the table, or check the environment."""
+    """Print the names, the table or the route sizes, or check the environment."""
     from image_pipeline.errors import ConfigurationError
     from image_pipeline.settings import Settings
 
-    if args.mode == "check":
+    if args.scope is not None and args.mode != "names":
+        return _usage_error("--route-level and --global go with --names")
+    if args.mode in ("check", "route-sizes"):
         try:
-            Settings.from_env()
+            settings = Settings.from_env()
         except ConfigurationError as error:
-            print(f"{PROG}: error: {error}", file=sys.stderr)
-            return 2
+            return _usage_error(str(error))
+        if args.mode == "route-sizes":
+            print("\n".join(route_size(route) for route in settings.routes))
         return 0
     variables = Settings.variables()
     if args.mode == "names":
-        print("\n".join(variable.name for variable in variables))
+        chosen = [variable for variable in variables if args.scope is None or variable.route == (args.scope == "route")]
+        print("\n".join(variable.name for variable in chosen))
     else:
         print(markdown_table(variables))
     return 0
+
+
+def route_size(route: Route) -> str:
+    """What drives a route's memory and CPU beyond the shared limits: its largest box and its formats."""
+    width, height = route.imaging.largest_variant.box
+    formats = ",".join(encoding.format.value for encoding in route.imaging.encodings)
+    return f"{route.name}\t{width}x{height}\t{formats}"
 
 
 def markdown_table(variables: Iterable[Variable]) -> str:
@@ -64,3 +99,8 @@ def markdown_table(variables: Iterable[Variable]) -> str:
         cells = (f"`{variable.name}`", default, variable.accepts, variable.help)
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     return "\n".join(lines)
+
+
+def _usage_error(message: str) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return 2
