@@ -179,6 +179,10 @@ class Route:
             raise ValueError("document: a document path has an even number of non-empty segments (collection/id)")
         if not self.output.text.endswith("/") or self.output.text.startswith("/") or "//" in self.output.text:
             raise ValueError("output: a folder like 'thumbs/{uid}/' (ending in '/', no empty segment)")
+        for folder in self.output.text[:-1].split("/"):
+            literal = _PLACEHOLDER.sub("", folder)
+            if folder in (".", "..") or (literal and not _LITERAL_SEGMENT.fullmatch(literal)):
+                raise ValueError(f"output: folder {folder!r} must be A-Z a-z 0-9 _ . - and placeholders")
         if self.owner is not None and self.owner not in known - {STEM}:
             raise ValueError(f"owner: {self.owner!r} is not a capture of match (known: {', '.join(sorted(known - {STEM}))})")
         if self.missing is MissingDocument.CREATE and self.require:

@@ -165,6 +165,9 @@ ROUTE_REFUSALS = [
     R({"output": "thumbs/{nope}/"}, "output:", "unknown placeholder {nope}", "output-unknown"),
     R({"output": "thumbs/{file}/"}, "output:", "unknown placeholder {file}", "output-file-name"),
     R({"output": ""}, "output:", "non-empty string", "output-empty"),
+    R({"output": "thumbs/a b/"}, "output:", "folder 'a b'", "output-space"),
+    R({"output": "thumbs/../{uid}/"}, "output:", "folder '..'", "output-dot-dot"),
+    R({"output": "thumbs/#{uid}/"}, "output:", "folder '#{uid}'", "output-hash"),
     # require
     R({"require": {"meta.userId": "{nope}"}}, USER_ID, "unknown placeholder {nope}", "require-unknown"),
     R({"require": {"meta.userId": "{file}"}}, USER_ID, "unknown placeholder {file}", "require-file-name"),
