@@ -1,4 +1,5 @@
-"""Session fixtures: the Firestore emulator, fake-gcs-server (behind a fault proxy) and the function served by functions-framework.
+"""End-to-end fixtures: the Firestore emulator, fake-gcs-server (behind a fault proxy) and the function served by
+functions-framework, once as the built-in route and once configured by the example routes file.
 
 They start on first use only, so the unit tests run without them.
 """
@@ -11,6 +12,9 @@ from collections.abc import Iterator
 import pytest
 
 from image_pipeline.devtools import emulators
+
+# Three apps' routes in one file (relative to the source root, as a deployment gives it).
+ROUTES_FILE = "examples/routes.toml"
 
 
 @pytest.fixture(scope="session")
@@ -39,14 +43,15 @@ def storage_proxy(stack: emulators.LocalStack):
 @pytest.fixture(scope="session")
 def function_server(stack: emulators.LocalStack, storage_proxy) -> Iterator[emulators.Service]:
     """`main.process_image` served over real HTTP by functions-framework, as Cloud Run would."""
-    env = {
-        **stack.client_env(),
-        "STORAGE_EMULATOR_HOST": storage_proxy.url,
-        "DOWNLOAD_URL_BASE": f"{stack.storage.url}/storage/v1",
-        "CLIENT_RETRY_S": "1",
-        "CLIENT_TIMEOUT_S": "5",
-    }
-    server = emulators.start_function(env)
+    server = emulators.start_function(_function_env(stack, storage_proxy))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def routes_function_server(stack: emulators.LocalStack, storage_proxy) -> Iterator[emulators.Service]:
+    """A second function, configured by the example routes file (three apps' routes), on the same emulators."""
+    server = emulators.start_function({**_function_env(stack, storage_proxy), "ROUTES_FILE": ROUTES_FILE})
     yield server
     server.stop()
 
@@ -54,14 +59,34 @@ def function_server(stack: emulators.LocalStack, storage_proxy) -> Iterator[emul
 @pytest.fixture
 def backend(stack: emulators.LocalStack, function_server: emulators.Service, storage_proxy):
     """A clean bucket and database, and the helpers to drive and inspect them."""
+    return _clean_backend(stack, function_server, storage_proxy)
+
+
+@pytest.fixture
+def routes_backend(stack: emulators.LocalStack, routes_function_server: emulators.Service, storage_proxy):
+    """`backend`, driving the function configured by the example routes file."""
+    return _clean_backend(stack, routes_function_server, storage_proxy)
+
+
+def _function_env(stack: emulators.LocalStack, storage_proxy) -> dict[str, str]:
+    """The function's environment: the emulators, Storage through the fault proxy, short client retries."""
+    return {
+        **stack.client_env(),
+        "STORAGE_EMULATOR_HOST": storage_proxy.url,
+        "DOWNLOAD_URL_BASE": f"{stack.storage.url}/storage/v1",
+        "CLIENT_RETRY_S": "1",
+        "CLIENT_TIMEOUT_S": "5",
+    }
+
+
+def _clean_backend(stack: emulators.LocalStack, server: emulators.Service, storage_proxy):
+    """Empty the bucket and the database, reset the proxy, and return the helpers for `server`."""
     from google.cloud import firestore, storage
 
     module = _backend_module()
     storage_proxy.reset()
     emulators.wipe_firestore(stack.firestore.host_port, stack.project)
-    helper = module.Backend(
-        function_server.url, function_server.log_path, stack.storage.url, storage.Client(), firestore.Client()
-    )
+    helper = module.Backend(server.url, server.log_path, stack.storage.url, storage.Client(), firestore.Client())
     helper.wipe()
     return helper
 
