@@ -14,12 +14,12 @@ import statistics
 import sys
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from image_pipeline.devtools import emulators  # noqa: E402
+from image_pipeline.devtools import emulators
 
 BUCKET = "bench.appspot.com"
 RUNS = 3
@@ -41,7 +41,9 @@ def generated() -> dict[str, tuple[bytes, str]]:
 
 def from_files(paths: list[str]) -> dict[str, tuple[bytes, str]]:
     """The given image files: name -> (bytes, content type)."""
-    return {Path(p).name: (Path(p).read_bytes(), mimetypes.guess_type(p)[0] or "application/octet-stream") for p in paths}
+    return {
+        Path(p).name: (Path(p).read_bytes(), mimetypes.guess_type(p)[0] or "application/octet-stream") for p in paths
+    }
 
 
 def measure(function_url: str, bucket, characters, name: str, data: bytes, content_type: str) -> float:
@@ -51,7 +53,7 @@ def measure(function_url: str, bucket, characters, name: str, data: bytes, conte
     blob = bucket.blob(f"raw-uploads/bench/{character}/{name}")
     blob.upload_from_string(data, content_type=content_type)
     started = time.perf_counter()
-    status = emulators.deliver_finalized(function_url, dict(blob._properties), uuid.uuid4().hex, datetime.now(timezone.utc))
+    status = emulators.deliver_finalized(function_url, dict(blob._properties), uuid.uuid4().hex, datetime.now(UTC))
     while characters.document(character).get().to_dict()["visuals"]["showcaseProcessingStatus"] == "finalizing":
         time.sleep(0.01)
     elapsed = time.perf_counter() - started
@@ -78,8 +80,14 @@ def main() -> None:
         print(json.dumps({"cold_first_event_s": round(cold, 3), "image": first_name}), flush=True)
         for name, (data, content_type) in images.items():
             samples = [measure(function.url, bucket, characters, name, data, content_type) for _ in range(RUNS)]
-            print(json.dumps({"image": name, "bytes": len(data), "median_s": round(statistics.median(samples), 3),
-                              "min_s": round(min(samples), 3), "max_s": round(max(samples), 3)}), flush=True)  # fmt: skip
+            timings = {
+                "image": name,
+                "bytes": len(data),
+                "median_s": round(statistics.median(samples), 3),
+                "min_s": round(min(samples), 3),
+                "max_s": round(max(samples), 3),
+            }
+            print(json.dumps(timings), flush=True)
 
 
 if __name__ == "__main__":

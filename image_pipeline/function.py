@@ -1,4 +1,7 @@
-"""The function's per-instance state and per-event flow: classify, skip cheaply, or run the use case and log one summary."""
+"""The function's per-instance state and per-event flow.
+
+Classify, skip cheaply, or run the use case and log one summary.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from image_pipeline.errors import TransientError
@@ -46,7 +49,7 @@ def connect_dependencies(settings: Settings) -> Dependencies:
         objects=storage.connect(settings.client_timeout_s, settings.client_retry_s),
         documents=firestore.connect(settings.client_timeout_s, settings.client_retry_s),
         make_variants=make_variants_lazily,
-        now=lambda: datetime.now(timezone.utc),
+        now=lambda: datetime.now(UTC),
     )
 
 

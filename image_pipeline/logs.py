@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from typing import Any
+from typing import Any, Protocol
 
 _SEVERITY = {
     logging.DEBUG: "DEBUG",
@@ -14,6 +14,14 @@ _SEVERITY = {
     logging.ERROR: "ERROR",
     logging.CRITICAL: "CRITICAL",
 }
+
+
+class LogStream(Protocol):
+    """Where log lines go: a text stream, or anything that writes and flushes text like one (the progress bar)."""
+
+    def write(self, text: str, /) -> int: ...
+
+    def flush(self) -> None: ...
 
 
 class JsonFormatter(logging.Formatter):
@@ -31,8 +39,11 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
-def configure(stream=None, level: str = "info") -> None:
-    """Send the package's logs at `level` and above as JSON lines to `stream` (stdout by default); safe to call twice."""
+def configure(stream: LogStream | None = None, level: str = "info") -> None:
+    """Send the package's logs at `level` and above as JSON lines to `stream` (stdout by default).
+
+    Safe to call twice.
+    """
     logger = logging.getLogger("image_pipeline")
     logger.setLevel(level.upper())
     logger.propagate = False

@@ -67,7 +67,10 @@ class DocumentStore(Protocol):
     """The documents that record results (Firestore). Raises TransientError for outages, timeouts and contention."""
 
     def transact(self, path: str, decide: Decide) -> Decision:
-        """Read the document at `path` (None if missing), call `decide`, and apply its writes atomically with that read."""
+        """Read the document at `path` (None if missing), call `decide`, and apply its writes.
+
+        The writes are applied atomically with that read.
+        """
 
     def get(self, path: str) -> Mapping[str, Any] | None:
         """The document at `path` as stored now (None if missing), read outside any transaction."""

@@ -7,9 +7,10 @@ table is validated once at start-up, so that a running function never meets a ma
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from types import MappingProxyType
 
@@ -133,7 +134,9 @@ class Template:
         """What rendered names can look like: each placeholder stands for 1 or more of A-Z a-z 0-9 _ -."""
         pieces = _PLACEHOLDER.split(self.text)
         # split() alternates literal text and placeholder names.
-        return re.compile("".join(re.escape(piece) if i % 2 == 0 else "[A-Za-z0-9_-]+" for i, piece in enumerate(pieces)))
+        return re.compile(
+            "".join(re.escape(piece) if i % 2 == 0 else "[A-Za-z0-9_-]+" for i, piece in enumerate(pieces))
+        )
 
 
 @dataclass(frozen=True)
@@ -155,7 +158,8 @@ class Route:
     field: str
     output: Template
     imaging: ImagingOptions
-    require: Mapping[str, Template] = field(default_factory=lambda: MappingProxyType({}))
+    # Qualified: inside this class body `field` is the attribute above, not dataclasses.field.
+    require: Mapping[str, Template] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
     missing: MissingDocument = MissingDocument.WAIT
     owner: str | None = None
     mirror: Mirror = Mirror()
@@ -184,7 +188,9 @@ class Route:
             if folder in (".", "..") or (literal and not _LITERAL_SEGMENT.fullmatch(literal)):
                 raise ValueError(f"output: folder {folder!r} must be A-Z a-z 0-9 _ . - and placeholders")
         if self.owner is not None and self.owner not in known - {STEM}:
-            raise ValueError(f"owner: {self.owner!r} is not a capture of match (known: {', '.join(sorted(known - {STEM}))})")
+            raise ValueError(
+                f"owner: {self.owner!r} is not a capture of match (known: {', '.join(sorted(known - {STEM}))})"
+            )
         if self.missing is MissingDocument.CREATE and self.require:
             raise ValueError('missing: "create" with "require" is refused: the first uploader would own the document')
 
@@ -243,4 +249,3 @@ def check_table(routes: tuple[Route, ...]) -> None:
                     f"route {writer.name!r}: output {writer.output.text!r} could match route {reader.name!r}'s "
                     f"match {reader.match.text!r}: its outputs would trigger the function again"
                 )
-

@@ -1,4 +1,7 @@
-"""Helpers for the end-to-end tests: Eventarc-style deliveries, the real Storage and Firestore state, test images (the fault proxy is in faultproxy.py)."""
+"""Helpers for the end-to-end tests.
+
+Eventarc-style deliveries, the real Storage and Firestore state, test images (the fault proxy is in faultproxy.py).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import time
 import uuid
 import zlib
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +68,9 @@ class Backend:
 
     def seed_character(self, character_id: str, owner: str, **fields: Any) -> None:
         """Create `characters/{id}` owned by `owner`."""
-        self.firestore_client.collection(self.collection).document(character_id).set({"meta": {"userId": owner}, **fields})
+        self.firestore_client.collection(self.collection).document(character_id).set(
+            {"meta": {"userId": owner}, **fields}
+        )
 
     def document(self, character_id: str) -> dict[str, Any] | None:
         """The character document as stored, or None."""
@@ -89,7 +94,7 @@ class Backend:
 
     def deliver(self, resource: dict[str, Any], event_id: str | None = None, age: timedelta = timedelta(0)) -> int:
         """POST a binary-mode CloudEvent exactly as Eventarc does; return the HTTP status."""
-        event_time = datetime.now(timezone.utc) - age
+        event_time = datetime.now(UTC) - age
         return emulators.deliver_finalized(self.function_url, resource, event_id or uuid.uuid4().hex, event_time)
 
     def deliver_as_eventarc(self, resource: dict[str, Any], event_id: str, attempts: int = 4) -> int:

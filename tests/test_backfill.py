@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from image_pipeline.usecase import Dependencies
 from tests.fakes import NOT_AN_IMAGE, MemoryDocuments, MemoryObjects, fake_make_variants
 
 BUCKET = "app.appspot.com"
-NOW = datetime(2025, 1, 1, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 SETTINGS = Settings()
 REPO = Path(__file__).resolve().parent.parent
 
@@ -145,7 +145,9 @@ def test_a_non_image_ends_failed_with_its_code() -> None:
     summary = world.run()
 
     assert (summary["complete"], summary["failed"]) == (2, {"unsupported_format": 1})
-    assert world.documents.documents["characters/char-1"]["visuals"]["showcase"]["error"]["code"] == "unsupported_format"
+    assert (
+        world.documents.documents["characters/char-1"]["visuals"]["showcase"]["error"]["code"] == "unsupported_format"
+    )
 
 
 class FlakyObjects(MemoryObjects):
@@ -179,10 +181,18 @@ def test_a_transient_fault_on_one_object_does_not_stop_the_run(failures: int, er
     [
         pytest.param({"meta": {"userId": "someone-else"}}, source(0), "not_owner", id="not-owner"),
         pytest.param(None, source(0), "document_missing", id="no-document"),
-        pytest.param({"meta": {"userId": "user-0"}}, "raw-uploads/user-0/char-0/extra/x.jpg", "not_a_source_upload",
-                     id="not-a-source"),  # fmt: skip
-        pytest.param({"meta": {"userId": "user-0"}, "visuals": {"showcase": {"source": {"generation": "9" * 19}}}},
-                     source(0), "superseded", id="superseded"),  # fmt: skip
+        pytest.param(
+            {"meta": {"userId": "user-0"}},
+            "raw-uploads/user-0/char-0/extra/x.jpg",
+            "not_a_source_upload",
+            id="not-a-source",
+        ),
+        pytest.param(
+            {"meta": {"userId": "user-0"}, "visuals": {"showcase": {"source": {"generation": "9" * 19}}}},
+            source(0),
+            "superseded",
+            id="superseded",
+        ),
     ],
 )
 def test_objects_the_function_would_not_process_are_skipped_untouched(document, name: str, skip: str) -> None:

@@ -18,7 +18,9 @@ from image_pipeline.devtools import emulators
 )
 def test_a_missing_program_is_named_with_what_to_install(monkeypatch, missing: str, message: str) -> None:
     real_which = shutil.which
-    monkeypatch.setattr(emulators.shutil, "which", lambda name: None if name == missing else real_which(name) or "/bin/true")
+    monkeypatch.setattr(
+        emulators.shutil, "which", lambda name: None if name == missing else real_which(name) or "/bin/true"
+    )
 
     with pytest.raises(emulators.EmulatorError, match=message):
         emulators.firestore_emulator_command()
@@ -35,5 +37,5 @@ def test_a_cli_without_the_emulator_component_says_how_to_add_it(monkeypatch, tm
 def test_a_service_that_exits_while_starting_reports_its_output() -> None:
     service = emulators.spawn("broken", ["sh", "-c", "echo cannot bind port; exit 3"], emulators.free_port())
 
-    with pytest.raises(emulators.EmulatorError, match="(?s)broken exited with code 3.*cannot bind port"):
+    with pytest.raises(emulators.EmulatorError, match=r"(?s)broken exited with code 3.*cannot bind port"):
         emulators.wait_until_ready(service, lambda: False, timeout_s=10)

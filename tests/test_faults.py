@@ -1,6 +1,9 @@
-"""Fault injection on the real emulators: Storage faults through the proxy, this module's own Firestore emulator stopped,
-frozen and restarted, and the function process killed mid-upload. Every fault ends the attempt with a 500 inside the
-client bounds, nothing partial is recorded as complete, the document never goes back, and a redelivery completes."""
+"""Fault injection on the real emulators.
+
+Storage faults through the proxy, this module's own Firestore emulator stopped, frozen and restarted, and the function
+process killed mid-upload. Every fault ends the attempt with a 500 inside the client bounds, nothing partial is recorded
+as complete, the document never goes back, and a redelivery completes.
+"""
 
 from __future__ import annotations
 
@@ -38,7 +41,10 @@ REDELIVERIES = 10
 
 
 class OwnFirestore:
-    """A Firestore emulator for this module only, on a fixed port; its data survives stop() and start() as Firestore's would."""
+    """A Firestore emulator for this module only, on a fixed port.
+
+    Its data survives stop() and start() as Firestore's would.
+    """
 
     def __init__(self, project: str) -> None:
         self.project = project
@@ -110,7 +116,10 @@ def _accepts(port: int) -> bool:
 
 @dataclass
 class World:
-    """The function served on this module's Firestore emulator and, through a fault proxy, the session's fake-gcs-server."""
+    """The function served on this module's Firestore emulator.
+
+    It reaches the session's fake-gcs-server through a fault proxy.
+    """
 
     stack: emulators.LocalStack
     proxy: FaultProxy
@@ -257,7 +266,9 @@ def test_random_storage_faults_never_record_a_partial_result(world: World, seed:
 
 
 @pytest.mark.parametrize(("match", "stage"), [(DOWNLOAD, "download"), (UPLOAD, "upload")], ids=["download", "upload"])
-def test_a_stalled_storage_request_ends_the_attempt_within_the_client_bounds(world: World, match: Match, stage: str) -> None:
+def test_a_stalled_storage_request_ends_the_attempt_within_the_client_bounds(
+    world: World, match: Match, stage: str
+) -> None:
     source = world.backend.upload(SOURCE, photo(800, 600))
     history = world.history()
     rule = world.proxy.inject(match, Fault.STALL)
@@ -313,8 +324,7 @@ def test_firestore_lost_mid_run_never_records_a_partial_result(world: World, out
     elapsed = time.monotonic() - released
 
     kept = generations(world.backend)
-    print("DEBUG", status, elapsed, world.proxy.seen, open(world.function.log_path).read()[-3000:])
-    assert len(kept) == 3
+    assert len(kept) == 3, (status, elapsed, world.proxy.seen, world.function.log_tail(3000))
     if outage == "stopped":
         world.firestore.start()
     world.firestore.thaw()
@@ -340,7 +350,10 @@ def _restart(world: World) -> Any:
 
 @pytest.mark.parametrize(
     "in_flight",
-    [pytest.param(Fault.STALL, id="in-flight-upload-lost"), pytest.param(Fault.HOLD, id="in-flight-upload-lands-later")],
+    [
+        pytest.param(Fault.STALL, id="in-flight-upload-lost"),
+        pytest.param(Fault.HOLD, id="in-flight-upload-lands-later"),
+    ],
 )
 def test_a_function_killed_mid_upload_is_completed_by_the_redelivery(world: World, in_flight: Fault) -> None:
     source = world.backend.upload(SOURCE, photo(800, 600))

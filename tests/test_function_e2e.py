@@ -1,4 +1,7 @@
-"""Acceptance: Eventarc-style deliveries to the function served by functions-framework, on fake-gcs-server and the Firestore emulator."""
+"""Acceptance: Eventarc-style deliveries to the function served by functions-framework.
+
+On fake-gcs-server and the Firestore emulator.
+"""
 
 from __future__ import annotations
 
@@ -43,8 +46,15 @@ def test_happy_path_writes_variants_and_the_document_the_app_reads(backend: Back
     assert document["visuals"]["showcaseProcessingStatus"] == "complete"
     assert document["visuals"]["isShowcaseProcessed"] is True
     assert document["visuals"]["showcaseImageUrl"] == showcase["variants"]["large"]["url"]
-    assert showcase["source"] == {"path": SOURCE, "generation": source["generation"], "contentType": "image/jpeg",
-                                  "bytes": int(source["size"]), "format": "JPEG", "width": 1600, "height": 1200}  # fmt: skip
+    assert showcase["source"] == {
+        "path": SOURCE,
+        "generation": source["generation"],
+        "contentType": "image/jpeg",
+        "bytes": int(source["size"]),
+        "format": "JPEG",
+        "width": 1600,
+        "height": 1200,
+    }
     assert showcase["error"] is None
     assert set(showcase["placeholder"]) == {"dominantColor", "blurhash", "thumbhash"}
     assert showcase["updatedAt"] is not None
@@ -167,7 +177,9 @@ def test_an_object_deleted_before_processing_is_acknowledged(backend: Backend) -
         pytest.param(photo(64, 48), "image/jpeg", "gzip", "unsupported_encoding", id="gzip-encoded"),
     ],
 )
-def test_bad_uploads_end_failed_with_the_code(backend: Backend, data: bytes, content_type: str, encoding, code: str) -> None:
+def test_bad_uploads_end_failed_with_the_code(
+    backend: Backend, data: bytes, content_type: str, encoding, code: str
+) -> None:
     backend.seed_character(CHARACTER, OWNER, visuals={"showcaseImageUrl": "https://old"})
     source = backend.upload(SOURCE, data, content_type=content_type, content_encoding=encoding)
 

@@ -14,10 +14,19 @@ REPO = Path(__file__).resolve().parent.parent
 SKIP_IN_FRESH_INTERPRETER = """
 import json, sys
 import main
-main.FUNCTION.handle("event-9", "2030-01-01T00:00:00Z", {"bucket": "b", "name": sys.argv[1], "generation": "5", "size": "10"})
+main.FUNCTION.handle(
+    "event-9", "2030-01-01T00:00:00Z", {"bucket": "b", "name": sys.argv[1], "generation": "5", "size": "10"}
+)
 HEAVY = ("PIL", "pillow_heif", "google.cloud.storage", "google.cloud.firestore", "google.api_core", "grpc")
-print(json.dumps(sorted({prefix for prefix in HEAVY for module in sys.modules if module.split(".")[: prefix.count(".") + 1] == prefix.split(".")})))
+loaded = {
+    prefix
+    for prefix in HEAVY
+    for module in sys.modules
+    if module.split(".")[: prefix.count(".") + 1] == prefix.split(".")
+}
+print(json.dumps(sorted(loaded)))
 """
+
 
 @pytest.mark.parametrize("name", ["showcase-images/u/c/x-5-large.webp", "raw-uploads/u/c/d/x.jpg", "raw-uploads/u/c/"])
 def test_a_skipped_event_imports_no_client_and_no_pillow(name: str) -> None:
@@ -34,10 +43,16 @@ def test_a_skipped_event_imports_no_client_and_no_pillow(name: str) -> None:
     assert result.returncode == 0, result.stderr
     assert json.loads(modules) == []
     [summary] = [json.loads(line) for line in log_lines]
-    assert {key: summary[key] for key in ("severity", "eventId", "bucket", "object", "generation", "stage", "outcome")} == {
-        "severity": "INFO", "eventId": "event-9", "bucket": "b", "object": name, "generation": "5", "stage": "parse",
+    keys = ("severity", "eventId", "bucket", "object", "generation", "stage", "outcome")
+    assert {key: summary[key] for key in keys} == {
+        "severity": "INFO",
+        "eventId": "event-9",
+        "bucket": "b",
+        "object": name,
+        "generation": "5",
+        "stage": "parse",
         "outcome": "skipped",
-    }  # fmt: skip
+    }
     assert summary["duration_ms"] >= 0 and summary["reason"]
 
 

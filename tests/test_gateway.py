@@ -1,4 +1,7 @@
-"""The real adapters against fake-gcs-server and the Firestore emulator: exact generations, create-only uploads, guarded transactions, bounded failures."""
+"""The real adapters against fake-gcs-server and the Firestore emulator.
+
+Exact generations, create-only uploads, guarded transactions, bounded failures.
+"""
 
 from __future__ import annotations
 
@@ -40,7 +43,11 @@ def test_create_writes_once_and_a_second_create_returns_the_first_token(backend:
 
     blob = backend.bucket.get_blob("out/a.webp")
     assert first == second == token_of(blob)
-    assert (blob.download_as_bytes(), blob.content_type, blob.cache_control) == (b"one", "image/webp", "public, max-age=60")
+    assert (blob.download_as_bytes(), blob.content_type, blob.cache_control) == (
+        b"one",
+        "image/webp",
+        "public, max-age=60",
+    )
 
 
 def test_delete_removes_the_generation_and_tolerates_it_being_gone(backend: Backend, objects) -> None:
@@ -88,7 +95,9 @@ def test_transact_creates_a_missing_document_from_field_paths(backend: Backend, 
     assert created["avatar"]["status"] == "finalizing" and created["avatar"]["updatedAt"].year >= 2024
 
 
-def test_a_storage_outage_becomes_a_transient_error_within_the_retry_bound(backend: Backend, storage_proxy, monkeypatch) -> None:
+def test_a_storage_outage_becomes_a_transient_error_within_the_retry_bound(
+    backend: Backend, storage_proxy, monkeypatch
+) -> None:
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", storage_proxy.url)
     objects = storage_gateway.connect(timeout_s=2, retry_s=1)
     storage_proxy.failing.set()

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from image_pipeline.errors import DocumentNotYetCreated, TransientError
 from image_pipeline.objects import Upload, classify
-from image_pipeline.settings import DeleteOriginal, Settings
 from image_pipeline.ports import Outcome
+from image_pipeline.settings import DeleteOriginal, Settings
 from image_pipeline.usecase import Dependencies, Trace, handle_upload
 from tests.fakes import COMMIT_TIME, NOT_AN_IMAGE, MemoryDocuments, MemoryObjects, fake_make_variants
 
 BUCKET = "app.appspot.com"
-NOW = datetime(2025, 1, 1, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 SOURCE = "raw-uploads/user-1/char-1/portrait.jpg"
 DOCUMENT = "characters/char-1"
 SETTINGS = Settings()
@@ -25,7 +25,9 @@ SETTINGS = Settings()
 class World:
     """Fakes plus one uploaded source object and its event."""
 
-    def __init__(self, document: dict[str, Any] | None = None, data: bytes = b"jpeg bytes", settings: Settings = SETTINGS):
+    def __init__(
+        self, document: dict[str, Any] | None = None, data: bytes = b"jpeg bytes", settings: Settings = SETTINGS
+    ):
         self.objects = MemoryObjects()
         self.documents = MemoryDocuments({DOCUMENT: document} if document is not None else {})
         self.settings = settings
@@ -77,8 +79,15 @@ def test_happy_path_records_every_field_and_writes_the_variants() -> None:
     assert visuals["showcaseProcessingStatus"] == "complete"
     assert visuals["isShowcaseProcessed"] is True
     assert visuals["showcaseImageUrl"] == showcase["variants"]["large"]["url"]
-    assert showcase["source"] == {"path": SOURCE, "generation": str(world.generation), "contentType": "image/jpeg",
-                                  "bytes": len(world.data), "format": "JPEG", "width": 4000, "height": 3000}  # fmt: skip
+    assert showcase["source"] == {
+        "path": SOURCE,
+        "generation": str(world.generation),
+        "contentType": "image/jpeg",
+        "bytes": len(world.data),
+        "format": "JPEG",
+        "width": 4000,
+        "height": 3000,
+    }
     assert showcase["error"] is None
     assert showcase["updatedAt"] == COMMIT_TIME
     assert showcase["placeholder"] == {"dominantColor": "#336699", "blurhash": "LKO2?U%2Tw=w]~RBVZRi};RPxuwH"}
@@ -162,7 +171,9 @@ def test_generations_compare_as_numbers_not_strings() -> None:
     ("overrides", "data", "code"),
     [
         pytest.param({"contentEncoding": "gzip"}, b"jpeg bytes", "unsupported_encoding", id="gzip"),
-        pytest.param({"size": str(SETTINGS.imaging.max_input_bytes + 1)}, b"jpeg bytes", "too_large", id="size-over-limit"),
+        pytest.param(
+            {"size": str(SETTINGS.imaging.max_input_bytes + 1)}, b"jpeg bytes", "too_large", id="size-over-limit"
+        ),
         pytest.param({}, NOT_AN_IMAGE, "unsupported_format", id="rejected-by-core"),
     ],
 )
@@ -255,7 +266,9 @@ def test_the_original_is_deleted_only_when_configured(mode: DeleteOriginal, kept
 
 
 def test_failed_uploads_never_delete_the_original() -> None:
-    world = World(owned(), data=NOT_AN_IMAGE, settings=dataclasses.replace(SETTINGS, delete_original=DeleteOriginal.ON_SUCCESS))
+    world = World(
+        owned(), data=NOT_AN_IMAGE, settings=dataclasses.replace(SETTINGS, delete_original=DeleteOriginal.ON_SUCCESS)
+    )
 
     world.run(world.upload())
 

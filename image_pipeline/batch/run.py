@@ -253,8 +253,16 @@ class Backfill:
     def _plan_fields(self) -> dict[str, Any]:
         """The plan, for log lines and the summary."""
         plan = self.plan
-        return {"bucket": plan.bucket, "prefixes": list(plan.prefixes), "routes": list(plan.routes) or None, "shard": str(plan.shard), "dry_run": plan.dry_run,
-                "force": plan.force, "limit": plan.limit, "concurrency": plan.concurrency}  # fmt: skip
+        return {
+            "bucket": plan.bucket,
+            "prefixes": list(plan.prefixes),
+            "routes": list(plan.routes) or None,
+            "shard": str(plan.shard),
+            "dry_run": plan.dry_run,
+            "force": plan.force,
+            "limit": plan.limit,
+            "concurrency": plan.concurrency,
+        }
 
     def _summary(self, duration_s: float, interrupted: bool, listing_error: str | None) -> dict[str, Any]:
         """The end-of-run summary: the plan, the counts, and how it ended."""

@@ -26,8 +26,8 @@ def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "backfill",
         help="process the uploads already in a bucket that have no result yet (resumable, sharded)",
-        description="List the objects under every route's source folder and run the function's own use case on each one "
-        "whose document has no result for its current generation (every one with --force). Settings "
+        description="List the objects under every route's source folder and run the function's own use case on each "
+        "one whose document has no result for its current generation (every one with --force). Settings "
         "come from the same environment variables as the function. Prints one JSON summary line on stdout; "
         "exits 0 when everything listed is done, 1 if an object ended failed or in error, 2 on a usage error, "
         "130 when interrupted (Ctrl-C or SIGTERM: objects in flight finish first, a rerun resumes).",
@@ -39,7 +39,9 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--force", action="store_true", help="reprocess objects whose result is already recorded")
     parser.add_argument("--dry-run", action="store_true", help="print the objects it would process; write nothing")
-    parser.add_argument("--limit", type=_positive, metavar="N", help="process at most N objects (done ones don't count)")
+    parser.add_argument(
+        "--limit", type=_positive, metavar="N", help="process at most N objects (done ones don't count)"
+    )
     parser.add_argument(
         "--concurrency", type=_concurrency, default=4, metavar="N", help="objects processed at once (default 4)"
     )

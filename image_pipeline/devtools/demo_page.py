@@ -17,10 +17,13 @@ def save_variants(showcase: dict[str, Any], image: Path, out_dir: Path) -> Path:
         target = out_dir / Path(variant["path"]).name
         with urllib.request.urlopen(variant["url"], timeout=30) as response:
             target.write_bytes(response.read())
-        caption = f"{name}: {variant['width']}×{variant['height']}, {variant['bytes']:,} bytes, {variant['contentType']}"
+        caption = (
+            f"{name}: {variant['width']}×{variant['height']}, {variant['bytes']:,} bytes, {variant['contentType']}"
+        )
         figures.append(
             f'<figure><img src="{html.escape(target.name)}" width="{variant["width"]}" '
-            f'height="{variant["height"]}" alt="{html.escape(name)}"><figcaption>{html.escape(caption)}</figcaption></figure>'
+            f'height="{variant["height"]}" alt="{html.escape(name)}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>"
         )
     source = showcase["source"]
     placeholder = showcase.get("placeholder") or {}
@@ -33,7 +36,8 @@ def save_variants(showcase: dict[str, Any], image: Path, out_dir: Path) -> Path:
         f"<p>Source: {source['format']} {source['width']}×{source['height']}, {source['bytes']:,} bytes, "
         f"generation {source['generation']}. Placeholder colour "
         f'<span style="background:{html.escape(str(placeholder.get("dominantColor", "")))}">&emsp;&emsp;</span> '
-        f"{html.escape(str(placeholder.get('dominantColor')))}, blurhash <code>{html.escape(str(placeholder.get('blurhash')))}</code></p>"
+        f"{html.escape(str(placeholder.get('dominantColor')))}, "
+        f"blurhash <code>{html.escape(str(placeholder.get('blurhash')))}</code></p>"
         f"<main>{''.join(figures)}</main>\n",
         encoding="utf-8",
     )

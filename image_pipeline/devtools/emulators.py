@@ -18,9 +18,9 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
@@ -73,10 +73,8 @@ class Service:
 
 def _signal_group(process: subprocess.Popen, signum: int) -> None:
     """Signal the process group led by `process`; it may already be gone."""
-    try:
+    with suppress(ProcessLookupError):
         os.killpg(process.pid, signum)
-    except ProcessLookupError:
-        pass
 
 
 def free_port() -> int:
@@ -88,16 +86,16 @@ def free_port() -> int:
 
 def spawn(name: str, command: list[str], port: int, env: Mapping[str, str] | None = None) -> Service:
     """Start `command` in its own process group with output to a temporary log; stopped at interpreter exit."""
-    log_file = tempfile.NamedTemporaryFile(prefix=f"{name}-", suffix=".log", delete=False)
-    process = subprocess.Popen(
-        command,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        env=dict(os.environ if env is None else env),
-        start_new_session=True,
-    )
-    log_file.close()
+    # The child holds its own copy of the descriptor: ours is closed once it has started; the log stays on disk.
+    with tempfile.NamedTemporaryFile(prefix=f"{name}-", suffix=".log", delete=False) as log_file:
+        process = subprocess.Popen(
+            command,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=dict(os.environ if env is None else env),
+            start_new_session=True,
+        )
     service = Service(name, process, port, Path(log_file.name))
     atexit.register(service.stop)
     return service
@@ -143,7 +141,8 @@ def firestore_emulator_command() -> list[str]:
     if not launcher.exists():
         raise EmulatorError(
             f"the Firestore emulator is not installed under {sdk_root}: run "
-            "`gcloud components install cloud-firestore-emulator` (or apt-get install google-cloud-cli-firestore-emulator)"
+            "`gcloud components install cloud-firestore-emulator` "
+            "(or apt-get install google-cloud-cli-firestore-emulator)"
         )
     return [str(launcher), "start"]
 
@@ -151,7 +150,7 @@ def firestore_emulator_command() -> list[str]:
 def start_firestore(project: str = DEFAULT_PROJECT, timeout_s: float = 60) -> Service:
     """Start the Firestore emulator on a free port and wait until it answers."""
     port = free_port()
-    command = firestore_emulator_command() + [f"--host={LOCALHOST}", f"--port={port}", f"--project_id={project}"]
+    command = [*firestore_emulator_command(), f"--host={LOCALHOST}", f"--port={port}", f"--project_id={project}"]
     service = spawn("firestore-emulator", command, port)
     wait_until_ready(service, lambda: http_ok(f"{service.url}/"), timeout_s)
     return service
@@ -228,8 +227,8 @@ def deliver_finalized(function_url: str, resource: Mapping[str, object], event_i
         "ce-type": "google.cloud.storage.object.v1.finalized",
         "ce-specversion": "1.0",
         # HTTP headers are Latin-1: a name in any other script is sent percent-encoded.
-        "ce-subject": f"objects/{quote(resource['name'], safe='/')}",
-        "ce-time": event_time.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "ce-subject": f"objects/{quote(str(resource['name']), safe='/')}",
+        "ce-time": event_time.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "Content-Type": "application/json",
     }
     call = urllib.request.Request(function_url, data=json.dumps(resource).encode(), method="POST", headers=headers)
