@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -116,7 +116,7 @@ def _optional_text(value: Any) -> str | None:
 
 def _event_time(event_time: str | None, data: Mapping[str, Any]) -> datetime:
     """When the event happened: the CloudEvent `time`, else the object's times; aware UTC, never in the future."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for candidate in (event_time, data.get("updated"), data.get("timeCreated")):
         parsed = parse_timestamp(candidate)
         if parsed is not None:
@@ -133,7 +133,7 @@ def parse_timestamp(value: Any) -> datetime | None:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def output_path(upload: Upload, variant_name: str, extension: str) -> str:

@@ -15,8 +15,8 @@ from image_pipeline.options import Encoding, Fit, ImagingOptions, OutputFormat, 
 from image_pipeline.routes import (
     DEFAULT_CACHE_CONTROL,
     DeleteOriginal,
-    MissingDocument,
     Mirror,
+    MissingDocument,
     Pattern,
     Route,
     Template,
@@ -232,7 +232,7 @@ class _Reader:
     def variants(self) -> tuple[Variant, ...]:
         table = self._table.get("variants")
         if not isinstance(table, dict) or not table:
-            raise self.fail("variants", "must be a table of name = pixels or name = { box = \"WxH\", fit = ... }")
+            raise self.fail("variants", 'must be a table of name = pixels or name = { box = "WxH", fit = ... }')
         return tuple(self._variant(name, spec) for name, spec in table.items())
 
     def _variant(self, name: str, spec: Any) -> Variant:

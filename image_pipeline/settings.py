@@ -7,15 +7,23 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from enum import Enum
 from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
-from enum import Enum
 from typing import TypeVar
 
 from image_pipeline.errors import ConfigurationError
 from image_pipeline.options import Encoding, ImagingOptions, OutputFormat, Variant
-from image_pipeline.routes import DEFAULT_CACHE_CONTROL, DeleteOriginal, Mirror, MissingDocument, Pattern, Route, Template
+from image_pipeline.routes import (
+    DEFAULT_CACHE_CONTROL,
+    DeleteOriginal,
+    Mirror,
+    MissingDocument,
+    Pattern,
+    Route,
+    Template,
+)
 
 
 class LogLevel(str, Enum):
@@ -106,15 +114,27 @@ class Settings:
         defaults = cls()
         imaging = ImagingOptions(
             variants=env.variants(
-                "VARIANTS", defaults_imaging.variants, route=True, help="the sizes made; the largest is `showcaseImageUrl`"
+                "VARIANTS",
+                defaults_imaging.variants,
+                route=True,
+                help="the sizes made; the largest is `showcaseImageUrl`",
             ),
             encodings=(
                 Encoding(
                     env.choice(
-                        "OUTPUT_FORMAT", OutputFormat, defaults_imaging.primary.format, route=True, help="the variants' format"
+                        "OUTPUT_FORMAT",
+                        OutputFormat,
+                        defaults_imaging.primary.format,
+                        route=True,
+                        help="the variants' format",
                     ),
                     env.integer(
-                        "QUALITY", defaults_imaging.primary.quality, low=1, high=100, route=True, help="the encoder's quality"
+                        "QUALITY",
+                        defaults_imaging.primary.quality,
+                        low=1,
+                        high=100,
+                        route=True,
+                        help="the encoder's quality",
                     ),
                 ),
             ),
@@ -137,7 +157,8 @@ class Settings:
             keep_animation=env.boolean(
                 "KEEP_ANIMATION",
                 defaults_imaging.keep_animation,
-                route=True, help="keep animations (GIF/WebP/APNG in; WebP/AVIF/PNG out)",
+                route=True,
+                help="keep animations (GIF/WebP/APNG in; WebP/AVIF/PNG out)",
             ),
             encode_threads=env.integer(
                 "ENCODE_THREADS",
@@ -149,11 +170,18 @@ class Settings:
         )
         settings = cls(
             imaging=imaging,
-            source_prefix=env.prefix("SOURCE_PREFIX", defaults.source_prefix, route=True, help="where uploads are watched"),
-            output_prefix=env.prefix(
-                "OUTPUT_PREFIX", defaults.output_prefix, route=True, help="where variants go; must not overlap `SOURCE_PREFIX`"
+            source_prefix=env.prefix(
+                "SOURCE_PREFIX", defaults.source_prefix, route=True, help="where uploads are watched"
             ),
-            collection=env.name("FIRESTORE_COLLECTION", defaults.collection, route=True, help="the documents' collection"),
+            output_prefix=env.prefix(
+                "OUTPUT_PREFIX",
+                defaults.output_prefix,
+                route=True,
+                help="where variants go; must not overlap `SOURCE_PREFIX`",
+            ),
+            collection=env.name(
+                "FIRESTORE_COLLECTION", defaults.collection, route=True, help="the documents' collection"
+            ),
             url_mode=env.choice(
                 "URL_MODE",
                 UrlMode,
@@ -164,7 +192,8 @@ class Settings:
                 "DELETE_ORIGINAL",
                 DeleteOriginal,
                 defaults.delete_original,
-                route=True, help="whether the upload is deleted once its variants are recorded",
+                route=True,
+                help="whether the upload is deleted once its variants are recorded",
             ),
             max_event_age_s=env.integer(
                 "MAX_EVENT_AGE_S",
@@ -271,7 +300,9 @@ class _Env:
         value = self._environ.get(key)
         return None if value is None or value.strip() == "" else value.strip()
 
-    def integer(self, key: str, default: int, *, help: str, route: bool = False, low: int | None = None, high: int | None = None) -> int:
+    def integer(
+        self, key: str, default: int, *, help: str, route: bool = False, low: int | None = None, high: int | None = None
+    ) -> int:
         raw = self._get(Variable(key, str(default), _range_text("whole number", low, high), help, route))
         if raw is None:
             return default
@@ -355,7 +386,9 @@ class _Env:
             raise ConfigurationError(f"{key} must be an http(s) URL without query, like https://host/path; got {raw!r}")
         return raw.rstrip("/")
 
-    def variants(self, key: str, default: tuple[Variant, ...], *, help: str, route: bool = False) -> tuple[Variant, ...]:
+    def variants(
+        self, key: str, default: tuple[Variant, ...], *, help: str, route: bool = False
+    ) -> tuple[Variant, ...]:
         shown = ",".join(f"{variant.name}:{variant.max_edge}" for variant in default)
         raw = self._get(Variable(key, shown, "comma-separated `name:longest-edge` pairs", help, route))
         if raw is None:

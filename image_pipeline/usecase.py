@@ -146,7 +146,12 @@ class StoredImage:
 
     def as_record(self) -> dict[str, Any]:
         """The `formats.{format}` entry of the manifest."""
-        record: dict[str, Any] = {"path": self.path, "url": self.url, "bytes": self.bytes, "contentType": self.content_type}
+        record: dict[str, Any] = {
+            "path": self.path,
+            "url": self.url,
+            "bytes": self.bytes,
+            "contentType": self.content_type,
+        }
         if self.same_as is not None:
             record["sameAs"] = self.same_as
         return record
@@ -384,4 +389,6 @@ def srcsets(stored: StoredVariants, largest: str) -> dict[str, str]:
 
 def _same_aspect(image: StoredImage, reference: StoredImage) -> bool:
     # Sizes are rounded to whole pixels: equal aspect means within one pixel of the reference's shape.
-    return abs(image.width * reference.height - image.height * reference.width) <= max(reference.width, reference.height)
+    return abs(image.width * reference.height - image.height * reference.width) <= max(
+        reference.width, reference.height
+    )

@@ -7,15 +7,15 @@ import threading
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from image_pipeline.errors import ImageRejected, RejectionCode, TransientError
-from image_pipeline.results import EncodedImage, Placeholder, ProcessedImage, RenderedVariant, SourceFacts
-from image_pipeline.ports import Decide, Decision, ServerTime
 from image_pipeline.options import ImagingOptions
+from image_pipeline.ports import Decide, Decision, ServerTime
+from image_pipeline.results import EncodedImage, Placeholder, ProcessedImage, RenderedVariant, SourceFacts
 
-COMMIT_TIME = datetime(2030, 1, 1, tzinfo=timezone.utc)
+COMMIT_TIME = datetime(2030, 1, 1, tzinfo=UTC)
 NOT_AN_IMAGE = b"this is not an image"
 
 
@@ -142,5 +142,7 @@ def fake_make_variants(data: bytes, options: ImagingOptions) -> ProcessedImage:
         )  # fmt: skip
         variants.append(RenderedVariant(variant.name, *size, encodings))
     return ProcessedImage(
-        SourceFacts("JPEG", width, height, len(data), 1), tuple(variants), Placeholder("#336699", "LKO2?U%2Tw=w]~RBVZRi};RPxuwH")
+        SourceFacts("JPEG", width, height, len(data), 1),
+        tuple(variants),
+        Placeholder("#336699", "LKO2?U%2Tw=w]~RBVZRi};RPxuwH"),
     )

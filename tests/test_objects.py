@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -52,7 +52,7 @@ def test_a_source_upload_is_parsed_from_the_event() -> None:
 
     assert upload == Upload(
         event_id="event-7",
-        event_time=datetime(2025, 1, 1, 0, 0, 5, 250000, tzinfo=timezone.utc),
+        event_time=datetime(2025, 1, 1, 0, 0, 5, 250000, tzinfo=UTC),
         bucket="b",
         name="raw-uploads/user_1/Char-9/My Photo.JPG",
         generation=1700000000000001,
@@ -68,9 +68,11 @@ def test_a_source_upload_is_parsed_from_the_event() -> None:
 @pytest.mark.parametrize(
     ("event_time", "data", "expected"),
     [
-        pytest.param("2025-01-01T00:00:00Z", {}, datetime(2025, 1, 1, tzinfo=timezone.utc), id="ce-time"),
-        pytest.param(None, {"timeCreated": "2024-05-05T05:05:05Z"}, datetime(2024, 5, 5, 5, 5, 5, tzinfo=timezone.utc), id="time-created"),
-        pytest.param("garbage", {"updated": "2024-01-01T00:00:00Z"}, datetime(2024, 1, 1, tzinfo=timezone.utc), id="updated"),
+        pytest.param("2025-01-01T00:00:00Z", {}, datetime(2025, 1, 1, tzinfo=UTC), id="ce-time"),
+        pytest.param(
+            None, {"timeCreated": "2024-05-05T05:05:05Z"}, datetime(2024, 5, 5, 5, 5, 5, tzinfo=UTC), id="time-created"
+        ),
+        pytest.param("garbage", {"updated": "2024-01-01T00:00:00Z"}, datetime(2024, 1, 1, tzinfo=UTC), id="updated"),
     ],
 )
 def test_event_time_comes_from_the_event_then_the_object(event_time, data, expected) -> None:
@@ -81,10 +83,10 @@ def test_event_time_comes_from_the_event_then_the_object(event_time, data, expec
 
 @pytest.mark.parametrize("future", ["2999-01-01T00:00:00Z", "9999-12-31T23:59:59Z"])
 def test_an_event_time_in_the_future_counts_as_now(future) -> None:
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     upload = classify("e", future, resource("raw-uploads/u/c/x.png"), SETTINGS)
 
-    assert before <= upload.event_time <= datetime.now(timezone.utc)
+    assert before <= upload.event_time <= datetime.now(UTC)
 
 
 @pytest.mark.parametrize(
@@ -107,7 +109,10 @@ def test_output_names_are_deterministic_safe_and_carry_generation_and_variant(fi
 @pytest.mark.parametrize(
     ("mode", "expected"),
     [
-        (UrlMode.TOKEN, "https://firebasestorage.googleapis.com/v0/b/app.appspot.com/o/showcase-images%2Fu%2Fc%2Fa%20b.webp?alt=media&token=t-1"),
+        (
+            UrlMode.TOKEN,
+            "https://firebasestorage.googleapis.com/v0/b/app.appspot.com/o/showcase-images%2Fu%2Fc%2Fa%20b.webp?alt=media&token=t-1",
+        ),
         (UrlMode.PUBLIC, "https://storage.googleapis.com/app.appspot.com/showcase-images/u/c/a%20b.webp"),
     ],
 )
@@ -122,7 +127,11 @@ def test_urls_follow_the_configured_mode(mode: UrlMode, expected: str) -> None:
     [
         ({}, "https://firebasestorage.googleapis.com/v0", "https://storage.googleapis.com"),
         ({"STORAGE_EMULATOR_HOST": "127.0.0.1:9023"}, "http://127.0.0.1:9023/storage/v1", "http://127.0.0.1:9023"),
-        ({"STORAGE_EMULATOR_HOST": "http://h:1", "DOWNLOAD_URL_BASE": "https://cdn.example/v0/"}, "https://cdn.example/v0", "http://h:1"),
+        (
+            {"STORAGE_EMULATOR_HOST": "http://h:1", "DOWNLOAD_URL_BASE": "https://cdn.example/v0/"},
+            "https://cdn.example/v0",
+            "http://h:1",
+        ),
     ],
 )
 def test_url_bases_follow_the_emulator_unless_set(environ, download_base: str, public_base: str) -> None:

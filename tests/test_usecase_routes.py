@@ -4,7 +4,7 @@ recorded, srcsets ready for <picture>, never-bigger variants, and mirrored field
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from image_pipeline.usecase import Dependencies, Trace, handle_upload
 from tests.fakes import MemoryDocuments, MemoryObjects, fake_make_variants
 
 BUCKET = "app.appspot.com"
-NOW = datetime(2025, 1, 1, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 ROUTES = load_routes(Path(__file__).resolve().parent.parent / "examples" / "routes.toml", ImagingOptions())
 SETTINGS = dataclasses.replace(Settings(), route_table=ROUTES)
 
@@ -118,7 +118,9 @@ def _two_sizes(thumb: tuple[int, int], large: tuple[int, int], thumb_bytes: int,
             RenderedVariant(
                 variant.name,
                 *sizes[variant.name][0],
-                tuple(dataclasses.replace(encoded, data=b"x" * sizes[variant.name][1]) for encoded in variant.encodings),
+                tuple(
+                    dataclasses.replace(encoded, data=b"x" * sizes[variant.name][1]) for encoded in variant.encodings
+                ),
             )
             for variant in made.variants
         )
@@ -164,14 +166,20 @@ def test_a_cover_variant_of_another_aspect_is_left_out_of_the_srcset() -> None:
 
 @pytest.mark.parametrize(
     ("mirrored_status", "outcome"),
-    [pytest.param("complete", Outcome.DUPLICATE, id="settled"), pytest.param("finalizing", Outcome.COMPLETE, id="open")],
+    [
+        pytest.param("complete", Outcome.DUPLICATE, id="settled"),
+        pytest.param("finalizing", Outcome.COMPLETE, id="open"),
+    ],
 )
 def test_documents_settled_before_the_manifest_had_a_status_fall_back_to_the_mirror(
     mirrored_status: str, outcome: Outcome
 ) -> None:
     world = World()
     upload = world.upload("raw-uploads/u-1/c-1/a.png")
-    legacy = {"showcaseProcessingStatus": mirrored_status, "showcase": {"source": {"generation": str(upload.generation)}}}
+    legacy = {
+        "showcaseProcessingStatus": mirrored_status,
+        "showcase": {"source": {"generation": str(upload.generation)}},
+    }
     world.documents.documents["characters/c-1"] = {"meta": {"userId": "u-1"}, "visuals": legacy}
 
     assert world.run(upload) is outcome
@@ -185,4 +193,3 @@ def test_a_missing_document_of_a_wait_route_is_retried_not_created() -> None:
     with pytest.raises(DocumentNotYetCreated):
         world.run(world.upload("raw-uploads/u-1/c-1/a.png"))
     assert world.documents.documents == {}
-

@@ -83,4 +83,6 @@ def owned(resources: Iterable[Mapping[str, Any]], shard: Shard) -> Iterator[Mapp
 def listing_prefixes(prefixes: Iterable[str]) -> tuple[str, ...]:
     """The prefixes to list, without any that another one already covers."""
     unique = sorted(set(prefixes))
-    return tuple(prefix for prefix in unique if not any(prefix != other and prefix.startswith(other) for other in unique))
+    return tuple(
+        prefix for prefix in unique if not any(prefix != other and prefix.startswith(other) for other in unique)
+    )
