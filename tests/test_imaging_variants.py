@@ -202,16 +202,21 @@ def test_thumbhash_keeps_alpha_and_aspect(size, aspects):
     assert painted.getpixel((width - 1, height // 2))[3] > 192
 
 
-@pytest.mark.parametrize("background", [(255, 255, 255), (0, 0, 255)])
-def test_blurhash_and_dominant_colour_see_the_image_on_the_background(background):
+def test_blurhash_sees_the_image_on_the_background_and_the_dominant_colour_is_unchanged():
     import blurhash
 
     image = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
     image.paste((255, 0, 0, 255), (24, 24, 40, 40))
-    placeholder = make(encode(image, "PNG"), Variant("v", 64), background=background).placeholder
-    painted = blurhash.decode(placeholder.blurhash, 8, 8).convert("RGB")
-    assert close(painted.getpixel((0, 0)), background, 60)
-    assert placeholder.dominant_color == "#{:02x}{:02x}{:02x}".format(*background)
+    data = encode(image, "PNG")
+    placeholders = {
+        background: make(data, Variant("v", 64), background=background).placeholder
+        for background in [(255, 255, 255), (0, 0, 255)]
+    }
+    for background, placeholder in placeholders.items():
+        painted = blurhash.decode(placeholder.blurhash, 8, 8).convert("RGB")
+        assert close(painted.getpixel((0, 0)), background, 60)
+    # The dominant colour is computed as it always was, from the colour channels alone: whatever the background.
+    assert len({placeholder.dominant_color for placeholder in placeholders.values()}) == 1
 
 
 def test_the_placeholder_describes_the_largest_variants_framing():
@@ -254,3 +259,13 @@ def test_content_steps_see_srgb_colours():
     options = ImagingOptions(variants=(Variant("v", 64),), encodings=PNG)
     make_variants(data, options, content_steps=(lambda picture: seen.append(rgb_at(picture, (4, 4))) or picture,))
     assert close(seen[0], BLUE, 40), seen
+
+
+@pytest.mark.parametrize("encoding", ALL_ENCODINGS, ids=lambda encoding: encoding.format.value)
+@pytest.mark.parametrize("source_format", ["PNG", "JPEG"])
+def test_a_grey_image_is_resized_as_grey_and_written_as_colour(encoding, source_format):
+    data = encode(Image.new("L", (300, 200), 90), source_format)
+    result = make(data, Variant("v", 64), encodings=(encoding,))
+    image = decode(result.variants[0].primary.data)
+    assert (image.mode, image.size) == ("RGB", (64, 43))
+    assert close(rgb_at(image, (32, 21)), (90, 90, 90), 6)

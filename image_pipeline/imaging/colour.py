@@ -38,17 +38,23 @@ def to_resizable(image: Image.Image) -> Image.Image:
 
 
 def to_srgb(image: Image.Image, icc_profile: bytes | None) -> Image.Image:
-    """Convert to sRGB RGB/RGBA through the embedded profile; a broken profile falls back to a plain conversion."""
+    """Convert to sRGB through the embedded profile; a broken profile falls back to a plain conversion.
+
+    The result is RGB or RGBA, or L for a grey image without a profile to apply: its values are sRGB greys already,
+    and resizing one channel costs a third of three (the encoders expand it).
+    """
     target_mode = "RGBA" if image.mode in ("RGBA", "LA") else "RGB"
     if icc_profile and not _is_srgb(icc_profile):
         converted = _through_profile(image, icc_profile, target_mode)
         if converted is not None:
             return converted
-    return image if image.mode == target_mode else image.convert(target_mode)
+    if image.mode in (target_mode, "L"):
+        return image
+    return image.convert(target_mode)
 
 
 def flattened(image: Image.Image, background: tuple[int, int, int]) -> Image.Image:
-    """An RGB copy of an RGB or RGBA image, its transparent areas composited onto `background`."""
+    """An RGB copy of an L, RGB or RGBA image, its transparent areas composited onto `background`."""
     if image.mode != "RGBA":
         return image.convert("RGB")
     canvas = Image.new("RGB", image.size, background)

@@ -16,9 +16,14 @@ AVIF_SPEED = 8
 
 
 def encode(image: Image.Image, encoding: Encoding, background: tuple[int, int, int]) -> bytes:
-    """Encode one still RGB or RGBA image; no EXIF, XMP, ICC or comment is written. JPEG is flattened first."""
+    """Encode one still L, RGB or RGBA image as colour; no EXIF, XMP, ICC or comment is written.
+
+    JPEG is flattened onto `background` first.
+    """
     buffer = io.BytesIO()
     image = _clean(image)
+    if image.mode == "L":
+        image = image.convert("RGB")
     output_format, quality = encoding.format, encoding.quality
     if output_format is OutputFormat.WEBP:
         image.save(buffer, "WEBP", quality=quality, method=WEBP_METHOD)

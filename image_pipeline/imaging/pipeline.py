@@ -47,7 +47,7 @@ from image_pipeline.imaging.placeholder import make_placeholder
 from image_pipeline.options import Encoding, ImagingOptions
 from image_pipeline.results import EncodedImage, Placeholder, ProcessedImage, RenderedVariant, SourceFacts
 
-# A step that looks at the upright sRGB picture (RGB or RGBA) and returns the picture to resize, of the same size.
+# A step that looks at the upright sRGB picture (L, RGB or RGBA) and returns the picture to resize, of the same size.
 ContentStep = Callable[[Image.Image], Image.Image]
 
 # A JPEG is decoded at the smallest DCT scale that still gives at least this fraction of the largest variant's
@@ -143,7 +143,7 @@ def _decode(opened: OpenedImage, draft: Size | None, options: ImagingOptions) ->
 
 
 def _to_srgb(image: Image.Image) -> Image.Image:
-    """8-bit sRGB RGB or RGBA through the embedded profile, with nothing of the upload's metadata."""
+    """8-bit sRGB (L, RGB or RGBA) through the embedded profile, with nothing of the upload's metadata."""
     picture = to_srgb(to_resizable(image), image.info.get("icc_profile"))
     picture.info = {}
     return picture

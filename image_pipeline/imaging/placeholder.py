@@ -21,23 +21,27 @@ THUMBHASH_EDGE = 100
 
 
 def make_placeholder(image: Image.Image, background: tuple[int, int, int]) -> Placeholder:
-    """Compute the placeholder from an upright sRGB RGB or RGBA image (preferably small).
+    """Compute the placeholder from an upright sRGB L, RGB or RGBA image (preferably small).
 
-    BlurHash and the dominant colour have no alpha: they describe the image composited onto `background`.
-    The ThumbHash keeps the alpha.
+    BlurHash has no alpha: it describes the image composited onto `background`. The ThumbHash keeps the alpha. The
+    dominant colour is taken as it always was, from the colour channels alone.
     """
-    sample = flattened(image, background)
-    sample.thumbnail((SAMPLE_EDGE, SAMPLE_EDGE), Image.Resampling.BOX)
     x_components, y_components = BLURHASH_COMPONENTS
     return Placeholder(
-        dominant_color=dominant_colour(sample),
-        blurhash=blurhash.encode(sample, x_components=x_components, y_components=y_components),
+        dominant_color=dominant_colour(_sample(image.convert("RGB"))),
+        blurhash=blurhash.encode(_sample(flattened(image, background)), x_components, y_components),
         thumbhash=thumbhash_of(image),
     )
 
 
+def _sample(image: Image.Image) -> Image.Image:
+    """`image`, a copy the caller made, shrunk in place to at most SAMPLE_EDGE pixels a side."""
+    image.thumbnail((SAMPLE_EDGE, SAMPLE_EDGE), Image.Resampling.BOX)
+    return image
+
+
 def thumbhash_of(image: Image.Image) -> str:
-    """The ThumbHash of an RGB or RGBA image, as standard base64 with padding."""
+    """The ThumbHash of an L, RGB or RGBA image, as standard base64 with padding."""
     sample = image.convert("RGBA")
     sample.thumbnail((THUMBHASH_EDGE, THUMBHASH_EDGE), Image.Resampling.BOX)
     hashed = thumbhash.rgba_to_thumb_hash(sample.width, sample.height, sample.tobytes())
