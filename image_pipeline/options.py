@@ -79,6 +79,8 @@ class Encoding:
 
 
 WHITE = (255, 255, 255)
+# The most pixels any limit may allow: Pillow's own bomb guard is fixed here once, as a backstop to our checks.
+PIXEL_CEILING = 1 << 30
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from types import MappingProxyType
 from typing import TypeVar
 
 from image_pipeline.errors import ConfigurationError
-from image_pipeline.options import Encoding, ImagingOptions, OutputFormat, Variant
+from image_pipeline.options import PIXEL_CEILING, Encoding, ImagingOptions, OutputFormat, Variant
 from image_pipeline.routes import (
     DEFAULT_CACHE_CONTROL,
     DeleteOriginal,
@@ -145,7 +145,11 @@ class Settings:
                 help="larger uploads fail `too_large` (checked from the event, before download); default 50 MiB",
             ),
             max_pixels=env.integer(
-                "MAX_PIXELS", defaults_imaging.max_pixels, low=1, help="for the canvas, any frame and any page"
+                "MAX_PIXELS",
+                defaults_imaging.max_pixels,
+                low=1,
+                high=PIXEL_CEILING,
+                help="for the canvas, any frame and any page",
             ),
             max_frames=env.integer("MAX_FRAMES", defaults_imaging.max_frames, low=1, help="frames or pages"),
             max_decode_mib=env.integer(
@@ -420,10 +424,15 @@ def _emulator_base(env: _Env, path: str) -> str | None:
 def _range_text(kind: str, low: float | None, high: float | None) -> str:
     """What a numeric variable accepts, e.g. 'whole number 1-100' or 'number >= 0.1'."""
     if low is not None and high is not None:
-        return f"{kind} {low:g}-{high:g}"
+        return f"{kind} {_number_text(low)}-{_number_text(high)}"
     if low is not None:
-        return f"{kind} >= {low:g}"
+        return f"{kind} >= {_number_text(low)}"
     return kind
+
+
+def _number_text(value: float) -> str:
+    # Whole numbers in full (1073741824, not 1.07374e+09); others as short as they go.
+    return str(value) if isinstance(value, int) else f"{value:g}"
 
 
 def _in_range(key: str, value: _Number, low: _Number | None, high: _Number | None) -> _Number:

@@ -129,6 +129,7 @@ INVALID = [
     ("MAX_INPUT_BYTES", "50MB"),
     ("MAX_PIXELS", "0"),
     ("MAX_PIXELS", "lots"),
+    ("MAX_PIXELS", str(2**30 + 1)),
     ("MAX_FRAMES", "0"),
     ("MAX_FRAMES", "-3"),
     ("MAX_FRAMES", "1.5"),

@@ -12,7 +12,7 @@ import pillow_heif
 from PIL import Image, UnidentifiedImageError
 
 from image_pipeline.errors import ImageRejected, RejectionCode
-from image_pipeline.options import ImagingOptions
+from image_pipeline.options import PIXEL_CEILING, ImagingOptions
 
 pillow_heif.register_heif_opener()
 
@@ -20,7 +20,6 @@ pillow_heif.register_heif_opener()
 # GIF frame's extent). Pillow's process-wide guard stays, once and fixed, as a backstop far above them: it raises
 # past twice this, and warns past it (the warning hook then refuses the image). A configured limit above it is
 # capped to it.
-PIXEL_CEILING = 1 << 30
 Image.MAX_IMAGE_PIXELS = PIXEL_CEILING
 
 # Phone JPEGs with a depth or preview image come back as MPO: Pillow's JPEG opener makes those itself.
