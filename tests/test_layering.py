@@ -16,7 +16,19 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "image_pipeline"
-DOMAIN = ("objects", "usecase", "ports", "settings", "errors", "logs", "options", "results", "routes", "routes_file", "rules")
+DOMAIN = (
+    "objects",
+    "usecase",
+    "ports",
+    "settings",
+    "errors",
+    "logs",
+    "options",
+    "results",
+    "routes",
+    "routes_file",
+    "rules",
+)
 DOMAIN_MODULES = {f"image_pipeline.{name}" for name in DOMAIN}
 
 
