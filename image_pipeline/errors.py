@@ -46,5 +46,17 @@ class DocumentNotYetCreated(TransientError):
     """The character document does not exist yet (the app uploads first): retry until the event is too old."""
 
 
+class ModelUnusable(PipelineError):
+    """A background-removal model is missing, unreadable, of the wrong shape or fails its checksum.
+
+    The operator's fault, not the image's: nothing is written and the event is retried (until the retry window ends).
+    """
+
+    def __init__(self, model: str, problem: str) -> None:
+        super().__init__(f"cutout model {model}: {problem}")
+        self.model = model
+        self.problem = problem
+
+
 class ConfigurationError(PipelineError):
     """A setting is missing or malformed; raised once at start-up with a message naming it."""

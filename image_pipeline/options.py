@@ -78,6 +78,29 @@ class Encoding:
     quality: int
 
 
+class CutoutFamily(str, Enum):
+    """A background-removal model family: it sets the model's input size and its pre- and post-processing."""
+
+    ISNET = "isnet"  # isnet-anime, isnet-general-use: 1024 x 1024
+    U2NET = "u2net"  # u2net, u2netp: 320 x 320
+
+
+@dataclass(frozen=True)
+class CutoutSpec:
+    """Which background-removal model a route runs, where it is and the checksum it must have."""
+
+    family: CutoutFamily
+    # "gs://{bucket}/models/x.onnx" ({bucket}: the event's bucket) or a local file path (relative: the source root).
+    uri: str
+    sha256: str  # 64 hex digits
+    trim: bool = False  # crop the result to the subject's bounding box plus a margin
+
+    @property
+    def label(self) -> str:
+        """How the manifest and the logs name the model: its family and the start of its checksum."""
+        return f"{self.family.value}:{self.sha256[:12].lower()}"
+
+
 WHITE = (255, 255, 255)
 # The most pixels any limit may allow: Pillow's own bomb guard is fixed here once, as a backstop to our checks.
 PIXEL_CEILING = 1 << 30

@@ -71,6 +71,22 @@ class DecoderWarnings:
 
 
 @dataclass(frozen=True)
+class CutoutFacts:
+    """What the background removal did to one image."""
+
+    applied: bool
+    model: str | None = None  # CutoutSpec.label, when applied
+    coverage: float | None = None  # share of pixels with alpha >= 128 (0..1), when applied
+    reason: str | None = None  # why not applied: "no_subject"
+
+    def as_record(self) -> dict[str, bool | str | float | None]:
+        """The manifest's `cutout` value."""
+        if self.applied:
+            return {"applied": True, "model": self.model, "coverage": self.coverage}
+        return {"applied": False, "reason": self.reason}
+
+
+@dataclass(frozen=True)
 class ProcessedImage:
     """The success outcome of the core."""
 
@@ -78,3 +94,4 @@ class ProcessedImage:
     variants: tuple[RenderedVariant, ...]
     placeholder: Placeholder
     warnings: DecoderWarnings = DecoderWarnings()
+    cutout: CutoutFacts | None = None  # None: no background removal was asked for
