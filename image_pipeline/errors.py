@@ -50,12 +50,8 @@ class ModelUnusable(PipelineError):
     """A background-removal model is missing, unreadable, of the wrong shape or fails its checksum.
 
     The operator's fault, not the image's: nothing is written and the event is retried (until the retry window ends).
+    The message names the model and the problem.
     """
-
-    def __init__(self, model: str, problem: str) -> None:
-        super().__init__(f"cutout model {model}: {problem}")
-        self.model = model
-        self.problem = problem
 
 
 class ConfigurationError(PipelineError):
