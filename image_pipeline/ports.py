@@ -53,6 +53,9 @@ class ObjectStore(Protocol):
     def download(self, bucket: str, name: str, generation: int) -> bytes | None:
         """The bytes of exactly this generation, or None if that generation is gone."""
 
+    def read(self, bucket: str, name: str) -> bytes | None:
+        """The bytes of the object's current generation (a file the operator placed, e.g. a model), or None."""
+
     def create(self, bucket: str, name: str, data: bytes, content_type: str, cache_control: str) -> str:
         """Write the object only if absent, with a fresh download token; return the token of the stored object."""
 

@@ -15,7 +15,8 @@ from enum import Enum
 from types import MappingProxyType
 
 from image_pipeline.errors import ConfigurationError
-from image_pipeline.options import ImagingOptions
+from image_pipeline.models import ModelObject, model_location
+from image_pipeline.options import CutoutSpec, ImagingOptions
 
 # fullmatch, not match with `$`: `$` also matches before a trailing newline ("user\n" would pass).
 CAPTURE_VALUE = re.compile(r"[A-Za-z0-9_-]{1,128}")
@@ -165,6 +166,8 @@ class Route:
     mirror: Mirror = Mirror()
     cache_control: str = DEFAULT_CACHE_CONTROL
     delete_original: DeleteOriginal = DeleteOriginal.NEVER
+    # Background removal before the variants are made (docs/cutout.md); None: the image as uploaded.
+    cutout: CutoutSpec | None = None
 
     def __post_init__(self) -> None:
         self.check()
@@ -242,6 +245,8 @@ def check_table(routes: tuple[Route, ...]) -> None:
     for name in names:
         if names.count(name) > 1:
             raise ConfigurationError(f"route {name!r}: name: used by more than one route")
+    for route in routes:
+        check_model_location(route, routes)
     for writer in routes:
         for reader in routes:
             if writer.outputs_could_match(reader):
@@ -249,3 +254,30 @@ def check_table(routes: tuple[Route, ...]) -> None:
                     f"route {writer.name!r}: output {writer.output.text!r} could match route {reader.name!r}'s "
                     f"match {reader.match.text!r}: its outputs would trigger the function again"
                 )
+
+
+def check_model_location(route: Route, routes: tuple[Route, ...]) -> None:
+    """Refuse a model object that a route would take as a source, or that sits among a route's outputs.
+
+    Uploading it would then run the pipeline on the model file, or a prune of outputs could delete it.
+    """
+    if route.cutout is None:
+        return
+    try:
+        location = model_location(route.cutout.uri)
+    except ValueError as error:
+        raise ConfigurationError(f"route {route.name!r}: cutout.uri: {error}") from None
+    if not isinstance(location, ModelObject):
+        return
+    folder = location.name.rsplit("/", 1)[0] + "/" if "/" in location.name else ""
+    for other in routes:
+        if other.match.match(location.name) is not None:
+            where = f"fits route {other.name!r}'s match {other.match.text!r} (an upload of it would be processed)"
+        elif other.output.as_pattern().fullmatch(folder):
+            where = f"is in route {other.name!r}'s output folder {other.output.text!r} (a prune could delete it)"
+        else:
+            continue
+        raise ConfigurationError(
+            f"route {route.name!r}: cutout.uri: the model object {location.name!r} {where}: "
+            "put it in a folder of its own, such as models/"
+        )

@@ -11,7 +11,8 @@ from types import MappingProxyType
 from typing import Any
 
 from image_pipeline.errors import ConfigurationError
-from image_pipeline.options import Encoding, Fit, ImagingOptions, OutputFormat, Variant
+from image_pipeline.models import model_location
+from image_pipeline.options import CutoutFamily, CutoutSpec, Encoding, Fit, ImagingOptions, OutputFormat, Variant
 from image_pipeline.routes import (
     DEFAULT_CACHE_CONTROL,
     DeleteOriginal,
@@ -28,12 +29,14 @@ VARIANT_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 FIELD_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 _BOX = re.compile(r"([1-9][0-9]{0,4})x([1-9][0-9]{0,4})")
 _COLOUR = re.compile(r"#([0-9a-fA-F]{6})")
+SHA256 = re.compile(r"[0-9a-f]{64}")
 _MAX_EDGE = 16384
 _KEYS = frozenset(
     {"name", "match", "document", "field", "require", "missing", "owner", "output", "formats", "quality", "mirror",
-     "cache_control", "delete_original", "keep_animation", "background", "variants"}
+     "cache_control", "delete_original", "keep_animation", "background", "variants", "cutout"}
 )  # fmt: skip
 _REQUIRED = ("name", "match", "document", "field", "output", "variants")
+_CUTOUT_KEYS = ("family", "uri", "sha256", "trim")
 
 
 class RouteError(ConfigurationError):
@@ -99,6 +102,7 @@ def _parse_route(table: Mapping[str, Any], index: int, limits: ImagingOptions, s
             mirror=reader.mirror(),
             cache_control=reader.optional_text("cache_control") or DEFAULT_CACHE_CONTROL,
             delete_original=reader.choice("delete_original", DeleteOriginal, DeleteOriginal.NEVER),
+            cutout=reader.cutout(),
         )
     except ValueError as error:
         raise RouteError(f"{label}: {error}") from None
@@ -189,6 +193,37 @@ class _Reader:
         if unknown:
             raise self.fail(f"mirror.{unknown[0]}", "unknown key (known: ready, status, url)")
         return Mirror(**{key: self.field_path(f"mirror.{key}", path) for key, path in value.items()})
+
+    def cutout(self) -> CutoutSpec | None:
+        value = self._table.get("cutout")
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise self.fail("cutout", f"must be a table: [route.cutout] with family, uri and sha256, got {value!r}")
+        unknown = sorted(set(value) - set(_CUTOUT_KEYS))
+        if unknown:
+            raise self.fail(f"cutout.{unknown[0]}", f"unknown key (known: {', '.join(sorted(_CUTOUT_KEYS))})")
+        for key in _CUTOUT_KEYS[:3]:
+            if key not in value:
+                raise self.fail(f"cutout.{key}", "missing (family, uri and sha256 are all required)")
+        uri = value["uri"]
+        if not isinstance(uri, str) or not uri:
+            raise self.fail("cutout.uri", f"must be a non-empty string, got {uri!r}")
+        try:
+            model_location(uri)
+        except ValueError as error:
+            raise self.fail("cutout.uri", str(error)) from None
+        family = value["family"]
+        if family not in {member.value for member in CutoutFamily}:
+            allowed = ", ".join(f'"{member.value}"' for member in CutoutFamily)
+            raise self.fail("cutout.family", f"must be one of {allowed}, got {family!r}")
+        sha256 = value["sha256"]
+        if not isinstance(sha256, str) or not SHA256.fullmatch(sha256.lower()):
+            raise self.fail("cutout.sha256", f"must be the model file's SHA-256: 64 hex digits, got {sha256!r}")
+        trim = value.get("trim", False)
+        if not isinstance(trim, bool):
+            raise self.fail("cutout.trim", f"must be true or false, got {trim!r}")
+        return CutoutSpec(CutoutFamily(family), uri, sha256.lower(), trim)
 
     def encodings(self) -> tuple[Encoding, ...]:
         names = self._table.get("formats", ["webp"])

@@ -14,7 +14,16 @@ from types import MappingProxyType
 from typing import TypeVar
 
 from image_pipeline.errors import ConfigurationError
-from image_pipeline.options import PIXEL_CEILING, Encoding, ImagingOptions, OutputFormat, Variant
+from image_pipeline.models import model_location
+from image_pipeline.options import (
+    PIXEL_CEILING,
+    CutoutFamily,
+    CutoutSpec,
+    Encoding,
+    ImagingOptions,
+    OutputFormat,
+    Variant,
+)
 from image_pipeline.routes import (
     DEFAULT_CACHE_CONTROL,
     DeleteOriginal,
@@ -23,6 +32,7 @@ from image_pipeline.routes import (
     Pattern,
     Route,
     Template,
+    check_model_location,
 )
 
 
@@ -66,6 +76,8 @@ class Settings:
     download_url_base: str = FIREBASE_DOWNLOAD_BASE
     public_url_base: str = PUBLIC_STORAGE_BASE
     log_level: LogLevel = LogLevel.INFO
+    # The built-in route's background removal (CUTOUT_*); None: off.
+    cutout: CutoutSpec | None = None
     # The routes of ROUTES_FILE; empty: the one built-in route made from the variables above.
     route_table: tuple[Route, ...] = ()
 
@@ -93,6 +105,7 @@ class Settings:
             ),
             cache_control=self.cache_control,
             delete_original=self.delete_original,
+            cutout=self.cutout,
         )
 
     @classmethod
@@ -236,6 +249,7 @@ class Settings:
                 help="base of public URLs (the emulator's address when `STORAGE_EMULATOR_HOST` is set)",
             ),
             log_level=env.choice("LOG_LEVEL", LogLevel, defaults.log_level, help="the lowest severity logged"),
+            cutout=_cutout(env),
         )
         settings.validate()
         routes_file = env.path(
@@ -255,6 +269,53 @@ class Settings:
                 f"SOURCE_PREFIX {self.source_prefix!r} and OUTPUT_PREFIX {self.output_prefix!r} overlap: "
                 "outputs would trigger the function again"
             )
+        if self.cutout is not None:
+            route = self.builtin_route()
+            try:
+                check_model_location(route, (route,))
+            except ConfigurationError as error:
+                raise ConfigurationError(f"CUTOUT_MODEL_URI: {str(error).split('cutout.uri: ', 1)[-1]}") from None
+
+
+_CUTOUT_VARIABLES = ("CUTOUT_FAMILY", "CUTOUT_MODEL_URI", "CUTOUT_MODEL_SHA256")
+_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+def _cutout(env: _Env) -> CutoutSpec | None:
+    """The built-in route's background removal: all three CUTOUT_ variables, or none of them (off)."""
+    family = env.optional_choice(
+        "CUTOUT_FAMILY",
+        CutoutFamily,
+        route=True,
+        help="background removal before the variants are made (docs/cutout.md); unset: off",
+    )
+    uri = env.text(
+        "CUTOUT_MODEL_URI",
+        "`gs://{bucket}/models/NAME.onnx` (`{bucket}`: the event's) or a file path (relative: the source root)",
+        route=True,
+        help="the model file; never downloaded from elsewhere",
+    )
+    sha256 = env.text(
+        "CUTOUT_MODEL_SHA256", "64 hex digits", route=True, help="the model file's SHA-256, checked before its use"
+    )
+    given = {name: value for name, value in zip(_CUTOUT_VARIABLES, (family, uri, sha256), strict=True) if value}
+    if not given:
+        return None
+    if len(given) < len(_CUTOUT_VARIABLES) and env.unlisted("ROUTES_FILE") is None:
+        missing = [name for name in _CUTOUT_VARIABLES if name not in given]
+        raise ConfigurationError(
+            f"{', '.join(given)} set without {' and '.join(missing)}: background removal needs all three "
+            f"({', '.join(_CUTOUT_VARIABLES)}) or none"
+        )
+    if family is None or uri is None or sha256 is None:
+        return None  # beside ROUTES_FILE, which refuses each of them by name
+    try:
+        model_location(uri)
+    except ValueError as error:
+        raise ConfigurationError(f"CUTOUT_MODEL_URI {error}") from None
+    if not _SHA256.match(sha256):
+        raise ConfigurationError(f"CUTOUT_MODEL_SHA256 must be the model's SHA-256 (64 hex digits), got {sha256!r}")
+    return CutoutSpec(family, uri, sha256.lower())
 
 
 _VARIANT = re.compile(r"^([a-z][a-z0-9_-]{0,31}):([1-9][0-9]{0,4})$")
@@ -368,6 +429,21 @@ class _Env:
         if not _PREFIX.match(raw) or ".." in raw.split("/"):
             raise ConfigurationError(f"{key} must look like 'folder/' or 'a/b/' (ending in '/'), got {raw!r}")
         return raw
+
+    def text(self, key: str, accepts: str, *, help: str, route: bool = False) -> str | None:
+        return self._get(Variable(key, "", accepts, help, route))
+
+    def optional_choice(self, key: str, kind: type[_Choice], *, help: str, route: bool = False) -> _Choice | None:
+        """A choice that is unset by default."""
+        values = [f"`{member.value}`" for member in kind]
+        raw = self._get(Variable(key, "", " or ".join(values), help, route))
+        if raw is None:
+            return None
+        try:
+            return kind(raw.lower())
+        except ValueError:
+            allowed = ", ".join(member.value for member in kind)
+            raise ConfigurationError(f"{key} must be one of {allowed}, got {raw!r}") from None
 
     def path(self, key: str, *, help: str) -> Path | None:
         raw = self._get(Variable(key, "", "a file path", help))

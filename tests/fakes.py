@@ -52,6 +52,11 @@ class MemoryObjects:
         stored = self.objects.get((bucket, name))
         return stored.data if stored and stored.generation == generation else None
 
+    def read(self, bucket: str, name: str) -> bytes | None:
+        self._check()
+        stored = self.objects.get((bucket, name))
+        return stored.data if stored else None
+
     def create(self, bucket: str, name: str, data: bytes, content_type: str, cache_control: str) -> str:
         self._check()
         self.creates += 1

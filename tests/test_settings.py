@@ -26,6 +26,29 @@ def _top(name):
     return get
 
 
+# The CUTOUT_ variables are set together (all three or none): each is tried beside valid values of the other two.
+CUTOUT = {
+    "CUTOUT_FAMILY": "isnet",
+    "CUTOUT_MODEL_URI": "gs://{bucket}/models/isnet-anime.onnx",
+    "CUTOUT_MODEL_SHA256": "ab" * 32,
+}
+
+
+def _cutout(name):
+    """A getter for one field of the built-in route's CutoutSpec, enum members compared by value."""
+
+    def get(settings):
+        value = getattr(settings.routes[0].cutout, name)
+        return getattr(value, "value", value)
+
+    return get
+
+
+def _environment(key, raw):
+    """`key` set to `raw`, beside the other CUTOUT_ variables when it is one of them."""
+    return {**(CUTOUT if key in CUTOUT else {}), key: raw}
+
+
 GETTERS = {
     "VARIANTS": _imaging("variants"),
     "OUTPUT_FORMAT": lambda settings: settings.imaging.primary.format,
@@ -48,6 +71,9 @@ GETTERS = {
     "DOWNLOAD_URL_BASE": _top("download_url_base"),
     "PUBLIC_URL_BASE": _top("public_url_base"),
     "LOG_LEVEL": _top("log_level"),
+    "CUTOUT_FAMILY": _cutout("family"),
+    "CUTOUT_MODEL_URI": _cutout("uri"),
+    "CUTOUT_MODEL_SHA256": _cutout("sha256"),
     "ROUTES_FILE": lambda settings: tuple(route.name for route in settings.routes),
 }
 
@@ -104,6 +130,12 @@ VALID = [
     ("PUBLIC_URL_BASE", "https://images.example.com", "https://images.example.com"),
     ("LOG_LEVEL", "debug", "debug"),
     ("LOG_LEVEL", "ERROR", "error"),
+    ("CUTOUT_FAMILY", "isnet", "isnet"),
+    ("CUTOUT_FAMILY", "U2NET", "u2net"),
+    ("CUTOUT_MODEL_URI", "gs://{bucket}/models/u2netp.onnx", "gs://{bucket}/models/u2netp.onnx"),
+    ("CUTOUT_MODEL_URI", "gs://my-models/isnet.onnx", "gs://my-models/isnet.onnx"),
+    ("CUTOUT_MODEL_URI", "models/isnet-anime.onnx", "models/isnet-anime.onnx"),
+    ("CUTOUT_MODEL_SHA256", "AB" * 32, "ab" * 32),
     ("ROUTES_FILE", "examples/routes.toml", ("showcase", "avatar", "gallery")),
 ]
 
@@ -168,12 +200,21 @@ INVALID = [
     ("LOG_LEVEL", "verbose"),
     ("ROUTES_FILE", "no-such-routes.toml"),
     ("ROUTES_FILE", "README.md"),
+    ("CUTOUT_FAMILY", "rembg"),
+    ("CUTOUT_FAMILY", "isnet-anime"),
+    ("CUTOUT_MODEL_URI", "https://example.com/isnet.onnx"),
+    ("CUTOUT_MODEL_URI", "gs://{bucket}/raw-uploads/u/c/isnet.onnx"),
+    ("CUTOUT_MODEL_URI", "gs://{bucket}/showcase-images/u/c/isnet.onnx"),
+    ("CUTOUT_MODEL_URI", "gs://{bucket}/models/{uid}.onnx"),
+    ("CUTOUT_MODEL_URI", "gs://Bad_Bucket/isnet.onnx"),
+    ("CUTOUT_MODEL_SHA256", "ab" * 31),
+    ("CUTOUT_MODEL_SHA256", "xy" * 32),
 ]
 
 
 @pytest.mark.parametrize(
     ("route_level", "value"),
-    [(variable.name, variable.default) for variable in Settings.variables() if variable.route],
+    [(variable.name, variable.default or CUTOUT[variable.name]) for variable in Settings.variables() if variable.route],
 )
 def test_route_level_variables_beside_a_routes_file_are_refused_by_name(route_level, value):
     with pytest.raises(ConfigurationError, match=rf"ROUTES_FILE is set.*{route_level}"):
@@ -183,7 +224,7 @@ def test_route_level_variables_beside_a_routes_file_are_refused_by_name(route_le
 def test_the_route_level_variables_are_those_of_the_built_in_route():
     route_level = {variable.name for variable in Settings.variables() if variable.route}
     assert route_level == {"SOURCE_PREFIX", "OUTPUT_PREFIX", "FIRESTORE_COLLECTION", "VARIANTS", "OUTPUT_FORMAT",
-                           "QUALITY", "KEEP_ANIMATION", "DELETE_ORIGINAL"}  # fmt: skip
+                           "QUALITY", "KEEP_ANIMATION", "DELETE_ORIGINAL", *CUTOUT}  # fmt: skip
 
 
 def test_every_variable_has_valid_and_invalid_cases():
@@ -209,7 +250,7 @@ def test_empty_environment_gives_the_documented_defaults():
 
 @pytest.mark.parametrize(("key", "raw", "expected"), VALID, ids=[f"{k}={v}" for k, v, _ in VALID])
 def test_valid_values_are_parsed(key, raw, expected):
-    settings = Settings.from_env({key: raw})
+    settings = Settings.from_env(_environment(key, raw))
     value = GETTERS[key](settings)
     assert value == expected
     assert type(value) is type(expected) or isinstance(value, type(expected))
@@ -218,7 +259,7 @@ def test_valid_values_are_parsed(key, raw, expected):
 @pytest.mark.parametrize(("key", "raw"), INVALID, ids=[f"{k}={v[:20]}" for k, v in INVALID])
 def test_invalid_values_name_the_variable(key, raw):
     with pytest.raises(ConfigurationError) as info:
-        Settings.from_env({key: raw})
+        Settings.from_env(_environment(key, raw))
     assert key in str(info.value)
 
 

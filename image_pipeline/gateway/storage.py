@@ -41,6 +41,17 @@ class CloudStorage:
                 # The bytes did not match the object's checksum: damaged in transit, so a later attempt can succeed.
                 raise TransientError(f"download gs://{bucket}/{name}#{generation}: checksum mismatch") from error
 
+    def read(self, bucket: str, name: str) -> bytes | None:
+        """The bytes of the object's current generation, or None if there is no such object."""
+        blob = self._client.bucket(bucket).blob(name)
+        with transient_on_outage(f"download gs://{bucket}/{name}"):
+            try:
+                return blob.download_as_bytes(timeout=self._timeout_s, retry=self._retry)
+            except api.NotFound:
+                return None
+            except DataCorruption as error:
+                raise TransientError(f"download gs://{bucket}/{name}: checksum mismatch") from error
+
     def create(self, bucket: str, name: str, data: bytes, content_type: str, cache_control: str) -> str:
         """Write the object only if absent, with a fresh token; if it exists, return its token instead."""
         token = str(uuid.uuid4())
