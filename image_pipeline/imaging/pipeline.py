@@ -13,6 +13,7 @@ import contextvars
 import os
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 
 from PIL import Image
 
@@ -45,10 +46,28 @@ from image_pipeline.imaging.geometry import (
 )
 from image_pipeline.imaging.placeholder import make_placeholder
 from image_pipeline.options import Encoding, ImagingOptions
-from image_pipeline.results import EncodedImage, Placeholder, ProcessedImage, RenderedVariant, SourceFacts
+from image_pipeline.results import (
+    CutoutFacts,
+    EncodedImage,
+    Placeholder,
+    ProcessedImage,
+    RenderedVariant,
+    SourceFacts,
+)
 
-# A step that looks at the upright sRGB picture (L, RGB or RGBA) and returns the picture to resize, of the same size.
-ContentStep = Callable[[Image.Image], Image.Image]
+
+@dataclass(frozen=True)
+class Stepped:
+    """What a content step may return instead of a bare picture: the picture with what the step found out."""
+
+    picture: Image.Image
+    cutout: CutoutFacts | None = None
+
+
+# A step that looks at the upright sRGB picture (L, RGB or RGBA) and returns the picture to resize (bare or Stepped).
+# A picture of another size (a smaller working copy, a crop) becomes what the variants are planned on: none is
+# made larger than it. Content steps work on stills: an animation with content steps is made from its first frame.
+ContentStep = Callable[[Image.Image], Image.Image | Stepped]
 
 # A JPEG is decoded at the smallest DCT scale that still gives at least this fraction of the largest variant's
 # size. Below 1, a 4032 px photo is decoded at 1/2 (2016 px) and Lanczos makes up the last 1.6 % for a 2048 px
@@ -60,17 +79,27 @@ DRAFT_MARGIN = 0.95
 ANIMATION_PIXEL_BUDGET = 25_000_000
 
 
-def make_variants(data: bytes, options: ImagingOptions, content_steps: Sequence[ContentStep] = ()) -> ProcessedImage:
-    """Turn untrusted image bytes into the configured variants, or raise ImageRejected."""
+def make_variants(
+    data: bytes,
+    options: ImagingOptions,
+    content_steps: Sequence[ContentStep] = (),
+    on_content_done: Callable[[], None] | None = None,
+) -> ProcessedImage:
+    """Turn untrusted image bytes into the configured variants, or raise ImageRejected.
+
+    `on_content_done` is called once, after the content steps and before any resizing or encoding.
+    """
+    content_done = on_content_done or _nothing
     with collecting() as collector:
         opened = open_checked(data, options)
         try:
             draft = _jpeg_draft(opened, options)
             check_decode_memory(opened, draft, options.max_decode_mib)
-            if _keeps_animation(opened, options):
+            if not content_steps and _keeps_animation(opened, options):
+                content_done()
                 made = _make_animation(opened, options)
             else:
-                made = _make_still(opened, draft, options, content_steps)
+                made = _make_still(opened, draft, options, content_steps, content_done)
         except ImageRejected:
             raise
         except MemoryError:
@@ -81,12 +110,16 @@ def make_variants(data: bytes, options: ImagingOptions, content_steps: Sequence[
             raise corrupt(error) from None
         finally:
             opened.image.close()
-        source_size, variants, placeholder = made
+        source_size, variants, placeholder, cutout = made
         source = SourceFacts(opened.format, source_size[0], source_size[1], len(data), opened.frames)
-        return ProcessedImage(source, variants, placeholder, collector.facts())
+        return ProcessedImage(source, variants, placeholder, collector.facts(), cutout)
 
 
-_Made = tuple[Size, tuple[RenderedVariant, ...], Placeholder]
+_Made = tuple[Size, tuple[RenderedVariant, ...], Placeholder, CutoutFacts | None]
+
+
+def _nothing() -> None:
+    pass
 
 
 def _keeps_animation(opened: OpenedImage, options: ImagingOptions) -> bool:
@@ -105,23 +138,42 @@ def _keeps_animation(opened: OpenedImage, options: ImagingOptions) -> bool:
 
 
 def _make_still(
-    opened: OpenedImage, draft: Size | None, options: ImagingOptions, content_steps: Sequence[ContentStep]
+    opened: OpenedImage,
+    draft: Size | None,
+    options: ImagingOptions,
+    content_steps: Sequence[ContentStep],
+    content_done: Callable[[], None],
 ) -> _Made:
     stored_size = opened.image.size  # a draft makes the image report its decoded size
     decoded = _decode(opened, draft, options)
     orientation = orientation_of(decoded)
-    picture = _to_srgb(orient(decoded, orientation))
-    for step in content_steps:
-        picture = step(picture)
+    upright = _to_srgb(orient(decoded, orientation))
+    picture, cutout = _run_steps(upright, content_steps)
+    content_done()
     upright_size = displayed_size(stored_size, orientation)
-    renditions = {variant.name: plan(upright_size, variant) for variant in options.variants}
+    # Planned on the source's full size (the decoded picture may be a JPEG draft), unless a step resized or cropped.
+    basis = upright_size if picture.size == upright.size else picture.size
+    renditions = {variant.name: plan(basis, variant) for variant in options.variants}
     distinct = dict.fromkeys(renditions.values())
     with _Encoder(options, tasks=len(distinct)) as encoder:
         rendered = _cascade(picture, distinct, encoder.submit)
         placeholder_source = _smallest_with_region(rendered, renditions[options.largest_variant.name])
-        placeholder = make_placeholder(placeholder_source, options.background)
+        placeholder = make_placeholder(
+            placeholder_source, options.background, opaque_only=cutout is not None and cutout.applied
+        )
         variants = tuple(encoder.variant(name, rendition) for name, rendition in renditions.items())
-    return upright_size, variants, placeholder
+    return upright_size, variants, placeholder, cutout
+
+
+def _run_steps(picture: Image.Image, steps: Sequence[ContentStep]) -> tuple[Image.Image, CutoutFacts | None]:
+    cutout = None
+    for step in steps:
+        result = step(picture)
+        if isinstance(result, Stepped):
+            picture, cutout = result.picture, result.cutout or cutout
+        else:
+            picture = result
+    return picture, cutout
 
 
 def _jpeg_draft(opened: OpenedImage, options: ImagingOptions) -> Size | None:
@@ -249,7 +301,7 @@ def _make_animation(opened: OpenedImage, options: ImagingOptions) -> _Made:
     )
     largest = renditions[options.largest_variant.name]
     placeholder = make_placeholder(_smallest_with_region(first_frames, largest), options.background)
-    return canvas, variants, placeholder
+    return canvas, variants, placeholder, None
 
 
 def _decode_frames(opened: OpenedImage, options: ImagingOptions) -> tuple[list[Image.Image], list[int]]:

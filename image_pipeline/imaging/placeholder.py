@@ -18,17 +18,21 @@ SAMPLE_EDGE = 32
 PALETTE_COLOURS = 8
 # ThumbHash encodes images of at most 100 x 100 pixels.
 THUMBHASH_EDGE = 100
+# What the dominant colour of a cut-out counts as opaque (as the cutout's coverage does).
+OPAQUE_ALPHA = 128
 
 
-def make_placeholder(image: Image.Image, background: tuple[int, int, int]) -> Placeholder:
+def make_placeholder(image: Image.Image, background: tuple[int, int, int], opaque_only: bool = False) -> Placeholder:
     """Compute the placeholder from an upright sRGB L, RGB or RGBA image (preferably small).
 
     BlurHash has no alpha: it describes the image composited onto `background`. The ThumbHash keeps the alpha. The
-    dominant colour is taken as it always was, from the colour channels alone.
+    dominant colour is taken from the colour channels alone, as it always was, or with `opaque_only` (a cut-out)
+    from the pixels at least half opaque: the subject's colour, not the hidden background's.
     """
     x_components, y_components = BLURHASH_COMPONENTS
+    colours = _opaque_pixels(_sample(image.convert("RGBA"))) if opaque_only else _sample(image.convert("RGB"))
     return Placeholder(
-        dominant_color=dominant_colour(_sample(image.convert("RGB"))),
+        dominant_color=dominant_colour(colours),
         blurhash=blurhash.encode(_sample(flattened(image, background)), x_components, y_components),
         thumbhash=thumbhash_of(image),
     )
@@ -38,6 +42,15 @@ def _sample(image: Image.Image) -> Image.Image:
     """`image`, a copy the caller made, shrunk in place to at most SAMPLE_EDGE pixels a side."""
     image.thumbnail((SAMPLE_EDGE, SAMPLE_EDGE), Image.Resampling.BOX)
     return image
+
+
+def _opaque_pixels(sample: Image.Image) -> Image.Image:
+    """The RGB pixels of an RGBA sample that are at least half opaque, in one row (all of them if none is)."""
+    rgba = sample.tobytes()
+    opaque = [rgba[start : start + 3] for start in range(0, len(rgba), 4) if rgba[start + 3] >= OPAQUE_ALPHA]
+    if not opaque:
+        return sample.convert("RGB")
+    return Image.frombytes("RGB", (len(opaque), 1), b"".join(opaque))
 
 
 def thumbhash_of(image: Image.Image) -> str:
