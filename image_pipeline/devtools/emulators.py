@@ -60,21 +60,36 @@ class Service:
             return ""
 
     def stop(self) -> None:
-        """Terminate the whole process group, then kill it if it lingers."""
-        if self.process.poll() is not None:
-            return
-        _signal_group(self.process, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            _signal_group(self.process, signal.SIGKILL)
-            self.process.wait(timeout=5)
+        """Terminate the whole process group, then kill what lingers (a launcher script's java outlives it)."""
+        stop_group(self.process)
 
 
-def _signal_group(process: subprocess.Popen, signum: int) -> None:
-    """Signal the process group led by `process`; it may already be gone."""
+def stop_group(process: subprocess.Popen, grace_s: float = 10) -> None:
+    """SIGTERM the process group led by `process`, wait until every member has exited, SIGKILL it after `grace_s`."""
+    _signal_group(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while _group_alive(process) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _group_alive(process):
+        _signal_group(process.pid, signal.SIGKILL)
+        process.wait(timeout=5)
+
+
+def _group_alive(process: subprocess.Popen) -> bool:
+    """Whether the leader or any other member of its process group is still running."""
+    if process.poll() is None:
+        return True
+    try:
+        os.killpg(process.pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _signal_group(group: int, signum: int) -> None:
+    """Signal a process group; it may already be gone."""
     with suppress(ProcessLookupError):
-        os.killpg(process.pid, signum)
+        os.killpg(group, signum)
 
 
 def free_port() -> int:
@@ -147,11 +162,37 @@ def firestore_emulator_command() -> list[str]:
     return [str(launcher), "start"]
 
 
-def start_firestore(project: str = DEFAULT_PROJECT, timeout_s: float = 60) -> Service:
-    """Start the Firestore emulator on a free port and wait until it answers."""
-    port = free_port()
+def start_firestore(project: str = DEFAULT_PROJECT, timeout_s: float = 60, port: int | None = None) -> Service:
+    """Start the Firestore emulator on `port` (a free one by default) and wait until it answers."""
+    port = port or free_port()
     command = [*firestore_emulator_command(), f"--host={LOCALHOST}", f"--port={port}", f"--project_id={project}"]
     service = spawn("firestore-emulator", command, port)
+    wait_until_ready(service, lambda: http_ok(f"{service.url}/"), timeout_s)
+    return service
+
+
+def pubsub_emulator_command() -> list[str]:
+    """The Pub/Sub emulator launcher of the Google Cloud CLI's `pubsub-emulator` component."""
+    gcloud = shutil.which("gcloud")
+    install = (
+        "install the Google Cloud CLI's pubsub-emulator component: `gcloud components install pubsub-emulator` "
+        "or `apt-get install google-cloud-cli-pubsub-emulator`"
+    )
+    if gcloud is None:
+        raise EmulatorError(f"gcloud not found: {install}")
+    if shutil.which("java") is None:
+        raise EmulatorError("java not found: the Pub/Sub emulator needs a Java runtime (11 or newer) on PATH")
+    sdk_root = Path(os.environ.get("CLOUDSDK_ROOT_DIR") or Path(gcloud).resolve().parent.parent)
+    launcher = sdk_root / "platform" / "pubsub-emulator" / "bin" / "cloud-pubsub-emulator"
+    if not launcher.exists():
+        raise EmulatorError(f"the Pub/Sub emulator is not installed under {sdk_root}: {install}")
+    return [str(launcher)]
+
+
+def start_pubsub(timeout_s: float = 60, port: int | None = None) -> Service:
+    """Start the Pub/Sub emulator on `port` (a free one by default) and wait until it answers."""
+    port = port or free_port()
+    service = spawn("pubsub-emulator", [*pubsub_emulator_command(), f"--host={LOCALHOST}", f"--port={port}"], port)
     wait_until_ready(service, lambda: http_ok(f"{service.url}/"), timeout_s)
     return service
 
@@ -170,9 +211,14 @@ def fake_gcs_binary() -> Path:
         raise EmulatorError(f"fake-gcs-server has no binary for this machine: {error}") from None
 
 
-def start_storage(timeout_s: float = 20) -> Service:
-    """Start fake-gcs-server (in-memory, plain HTTP) on a free port and wait until it answers."""
-    port = free_port()
+def start_storage(
+    timeout_s: float = 20,
+    port: int | None = None,
+    extra_args: tuple[str, ...] = (),
+    env: Mapping[str, str] | None = None,
+) -> Service:
+    """Start fake-gcs-server (in-memory, plain HTTP) on `port` (a free one by default) and wait until it answers."""
+    port = port or free_port()
     address = f"{LOCALHOST}:{port}"
     command = [
         str(fake_gcs_binary()),
@@ -183,15 +229,16 @@ def start_storage(timeout_s: float = 20) -> Service:
         "-public-host", address,
         "-external-url", f"http://{address}",
         "-log-level", "warn",
+        *extra_args,
     ]  # fmt: skip
-    service = spawn("fake-gcs-server", command, port)
+    service = spawn("fake-gcs-server", command, port, None if env is None else {**os.environ, **env})
     wait_until_ready(service, lambda: http_ok(f"{service.url}/storage/v1/b"), timeout_s)
     return service
 
 
-def start_function(env: Mapping[str, str], timeout_s: float = 30, threads: int = 8) -> Service:
-    """Serve `main.process_image` with functions-framework (gunicorn, threaded) on a free port."""
-    port = free_port()
+def start_function(env: Mapping[str, str], timeout_s: float = 30, threads: int = 8, port: int | None = None) -> Service:
+    """Serve `main.process_image` with functions-framework (gunicorn, threaded) on `port` (a free one by default)."""
+    port = port or free_port()
     executable = Path(sys.executable).with_name("functions-framework")
     command = [str(executable)] if executable.exists() else [sys.executable, "-m", "functions_framework"]
     command += ["--target", "process_image", "--source", str(REPO_ROOT / "main.py"), "--host", LOCALHOST]
@@ -219,9 +266,9 @@ def request(method: str, url: str, body: bytes | None = None, headers: Mapping[s
         raise EmulatorError(f"{method} {url} answered {error.code}: {error.read()[:500]!r}") from None
 
 
-def deliver_finalized(function_url: str, resource: Mapping[str, object], event_id: str, event_time: datetime) -> int:
-    """POST an object resource as Eventarc does (binary-mode CloudEvent); return the HTTP status."""
-    headers = {
+def finalized_headers(resource: Mapping[str, object], event_id: str, event_time: datetime) -> dict[str, str]:
+    """The headers of the binary-mode CloudEvent Eventarc sends for a finalized object."""
+    return {
         "ce-id": event_id,
         "ce-source": f"//storage.googleapis.com/projects/_/buckets/{resource['bucket']}",
         "ce-type": "google.cloud.storage.object.v1.finalized",
@@ -231,6 +278,11 @@ def deliver_finalized(function_url: str, resource: Mapping[str, object], event_i
         "ce-time": event_time.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "Content-Type": "application/json",
     }
+
+
+def deliver_finalized(function_url: str, resource: Mapping[str, object], event_id: str, event_time: datetime) -> int:
+    """POST an object resource as Eventarc does (binary-mode CloudEvent); return the HTTP status."""
+    headers = finalized_headers(resource, event_id, event_time)
     call = urllib.request.Request(function_url, data=json.dumps(resource).encode(), method="POST", headers=headers)
     try:
         with urllib.request.urlopen(call, timeout=120) as response:
