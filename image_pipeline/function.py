@@ -14,12 +14,13 @@ from typing import Any
 
 from image_pipeline.errors import TransientError
 from image_pipeline.logs import log
+from image_pipeline.models import LoadedCutout, ModelCache, available_cpus, read_model
 from image_pipeline.objects import Skip, classify
-from image_pipeline.options import ImagingOptions
+from image_pipeline.options import CutoutSpec, ImagingOptions
 from image_pipeline.ports import Outcome
 from image_pipeline.results import ProcessedImage
-from image_pipeline.settings import Settings
-from image_pipeline.usecase import Dependencies, Trace, handle_upload
+from image_pipeline.settings import SOURCE_ROOT, Settings
+from image_pipeline.usecase import Cutouts, Dependencies, Trace, handle_upload
 
 LOGGER = logging.getLogger("image_pipeline.function")
 
@@ -41,15 +42,38 @@ def make_variants_lazily(data: bytes, options: ImagingOptions) -> ProcessedImage
     return make_variants(data, options)
 
 
+def make_cutout_variants_lazily(
+    data: bytes, options: ImagingOptions, cutout: LoadedCutout, on_content_done: Callable[[], None]
+) -> ProcessedImage:
+    """Run the imaging core with the route's cutout step."""
+    from image_pipeline.imaging import make_variants
+    from image_pipeline.imaging.cutout import cutout_step
+
+    steps = (cutout_step(cutout.matting, cutout.spec.trim),)
+    return make_variants(data, options, content_steps=steps, on_content_done=on_content_done)
+
+
+def load_matting_lazily(model: bytes, spec: CutoutSpec, threads: int) -> Any:
+    """Verify and load a model; numpy and onnxruntime are imported here, by the first event of a cutout route."""
+    from image_pipeline.imaging.cutout import load_matting
+
+    return load_matting(model, spec, threads)
+
+
 def connect_dependencies(settings: Settings) -> Dependencies:
-    """Real adapters: Cloud Storage and Firestore clients, created once per instance."""
+    """Real adapters: Cloud Storage and Firestore clients, created once per instance (and its model cache)."""
     from image_pipeline.gateway import firestore, storage
 
+    objects = storage.connect(settings.client_timeout_s, settings.client_retry_s)
+    models = ModelCache(
+        lambda spec, bucket: read_model(spec, bucket, objects, SOURCE_ROOT), load_matting_lazily, available_cpus()
+    )
     return Dependencies(
-        objects=storage.connect(settings.client_timeout_s, settings.client_retry_s),
+        objects=objects,
         documents=firestore.connect(settings.client_timeout_s, settings.client_retry_s),
         make_variants=make_variants_lazily,
         now=lambda: datetime.now(UTC),
+        cutouts=Cutouts(models.get, make_cutout_variants_lazily),
     )
 
 

@@ -130,6 +130,13 @@ class ModelCache:
             with self._lock:
                 matting = self._mattings.get(key)
                 if matting is None:
-                    matting = self._mattings[key] = self._load(self._read(spec, event_bucket), spec, self._threads)
+                    matting = self._mattings[key] = self._loaded(spec, event_bucket, where)
         # Routes sharing a model share its session; each keeps its own spec (trim).
         return LoadedCutout(spec, matting)
+
+    def _loaded(self, spec: CutoutSpec, event_bucket: str, where: str) -> Any:
+        data = self._read(spec, event_bucket)
+        try:
+            return self._load(data, spec, self._threads)
+        except ModelUnusable as error:
+            raise ModelUnusable(f"{error} (read from {where})") from None

@@ -14,29 +14,44 @@ from functools import partial
 from typing import Any
 
 from image_pipeline.errors import DocumentNotYetCreated, PermanentError, RejectionCode
+from image_pipeline.models import LoadedCutout
 from image_pipeline.objects import Upload, download_url, output_path
-from image_pipeline.options import ImagingOptions
+from image_pipeline.options import CutoutSpec, ImagingOptions
 from image_pipeline.ports import SERVER_TIME, Decision, DocumentStore, ObjectStore, Outcome
 from image_pipeline.results import EncodedImage, ProcessedImage, RenderedVariant, SourceFacts
 from image_pipeline.routes import DeleteOriginal, MissingDocument, Route
 from image_pipeline.settings import Settings
 
+# A cutout route's claim: the value CharaForge's UI already shows a spinner for while the background is removed.
+REMOVING_BACKGROUND = "removing-background"
 FINALIZING = "finalizing"
 COMPLETE = "complete"
 FAILED = "failed"
 _SETTLED = (COMPLETE, FAILED)
 
 MakeVariants = Callable[[bytes, ImagingOptions], ProcessedImage]
+# (data, options, the loaded cutout, called once the mask is applied) -> the variants made from the cut-out.
+MakeCutoutVariants = Callable[[bytes, ImagingOptions, LoadedCutout, Callable[[], None]], ProcessedImage]
+
+
+@dataclass(frozen=True)
+class Cutouts:
+    """Background removal: the instance's model cache and the imaging core run with its cutout step."""
+
+    # (the route's cutout, the event's bucket) -> the loaded model; raises ModelUnusable (or TransientError).
+    load: Callable[[CutoutSpec, str], LoadedCutout]
+    make_variants: MakeCutoutVariants
 
 
 @dataclass(frozen=True)
 class Dependencies:
-    """What the use case talks to: the two ports, the imaging core and a clock."""
+    """What the use case talks to: the two ports, the imaging core, a clock and the background removal."""
 
     objects: ObjectStore
     documents: DocumentStore
     make_variants: MakeVariants
     now: Callable[[], datetime]
+    cutouts: Cutouts | None = None
 
 
 @dataclass
@@ -91,9 +106,13 @@ def check_before_download(upload: Upload, options: ImagingOptions) -> PermanentE
 def _claim_and_produce(
     upload: Upload, settings: Settings, deps: Dependencies, trace: Trace, reprocess: bool
 ) -> Outcome:
-    """Mark the document 'finalizing' (or 'failed' for an event-level problem), then produce the result."""
-    trace.stage = "claim"
+    """Claim the document (or record 'failed' for an event-level problem), then produce the result.
+
+    A cutout route's model is loaded first: a model that cannot be used raises before anything is written.
+    """
     early_failure = check_before_download(upload, upload.route.imaging)
+    cutout = _load_cutout(upload, deps, trace) if early_failure is None else None
+    trace.stage = "claim"
     claim = deps.documents.transact(upload.document, partial(decide_claim, upload, early_failure, reprocess=reprocess))
     if claim.ends is Outcome.DOCUMENT_MISSING and event_age_s(upload, deps.now) < settings.max_event_age_s:
         raise DocumentNotYetCreated(f"{upload.document} does not exist yet")
@@ -103,12 +122,24 @@ def _claim_and_produce(
         trace.error = early_failure.as_record()
         return Outcome.FAILED
     try:
-        return _produce(upload, settings, deps, trace)
+        return _produce(upload, settings, deps, trace, cutout)
     except PermanentError as rejection:
         return _record_failure(upload, rejection, deps, trace)
 
 
-def _produce(upload: Upload, settings: Settings, deps: Dependencies, trace: Trace) -> Outcome:
+def _load_cutout(upload: Upload, deps: Dependencies, trace: Trace) -> LoadedCutout | None:
+    """The route's loaded model (fetched and verified by the first event of the instance), None without a cutout."""
+    if upload.route.cutout is None:
+        return None
+    trace.stage = "model"
+    if deps.cutouts is None:
+        raise RuntimeError(f"route {upload.route.name!r} has a cutout but no cutout runner was connected")
+    return deps.cutouts.load(upload.route.cutout, upload.bucket)
+
+
+def _produce(
+    upload: Upload, settings: Settings, deps: Dependencies, trace: Trace, cutout: LoadedCutout | None = None
+) -> Outcome:
     """Download, process, upload the variants and record 'complete'."""
     trace.stage = "download"
     data = deps.objects.download(upload.bucket, upload.name, upload.generation)
@@ -117,7 +148,11 @@ def _produce(upload: Upload, settings: Settings, deps: Dependencies, trace: Trac
             RejectionCode.SOURCE_GONE, f"generation {upload.generation} of the upload no longer exists"
         )
     trace.stage = "process"
-    processed = deps.make_variants(data, upload.route.imaging)
+    if cutout is not None and deps.cutouts is not None:
+        cut = partial(_record_finalizing, upload, deps)
+        processed = deps.cutouts.make_variants(data, upload.route.imaging, cutout, cut)
+    else:
+        processed = deps.make_variants(data, upload.route.imaging)
     trace.decoder_warnings = processed.warnings.count
     trace.stage = "upload"
     stored = store_variants(upload, processed.variants, settings, deps.objects)
@@ -204,6 +239,11 @@ def _store(
     return StoredImage(path, url, variant.width, variant.height, encoded.bytes, encoded.content_type)
 
 
+def _record_finalizing(upload: Upload, deps: Dependencies) -> None:
+    """Once the mask is applied: 'finalizing', in one guarded write (nothing if the document has moved on)."""
+    deps.documents.transact(upload.document, partial(decide_finalizing, upload))
+
+
 def _record_failure(upload: Upload, failure: PermanentError, deps: Dependencies, trace: Trace) -> Outcome:
     """Record 'failed' with the error, unless a guard says the document has moved on."""
     trace.error = failure.as_record()
@@ -241,6 +281,20 @@ def decide_claim(
     if not redo and _claimed_already(document, upload):
         return Decision()
     return Decision(writes=finalizing_writes(upload))
+
+
+def decide_finalizing(upload: Upload, document: Mapping[str, Any] | None) -> Decision:
+    """Move this generation's open claim from 'removing-background' to 'finalizing'; anything else is left alone."""
+    ends = guard(document, upload)
+    if ends is not None:
+        return Decision(ends)
+    if not _claimed_already(document, upload):
+        return Decision()  # the claim is gone (a newer generation's guard passed first): nothing of ours to move
+    route = upload.route
+    writes: dict[str, Any] = {f"{route.field}.status": FINALIZING, f"{route.field}.updatedAt": SERVER_TIME}
+    if route.mirror.status is not None:
+        writes[route.mirror.status] = FINALIZING
+    return Decision(writes=writes)
 
 
 def decide_settle(upload: Upload, writes: Mapping[str, Any], document: Mapping[str, Any] | None) -> Decision:
@@ -293,8 +347,10 @@ def source_record(upload: Upload, facts: SourceFacts | None = None) -> dict[str,
 
 
 def finalizing_writes(upload: Upload) -> dict[str, Any]:
-    """Field updates that show the spinner and claim the result for this generation."""
-    manifest = _manifest(FINALIZING, source_record(upload))
+    """Field updates that show the spinner and claim the result for this generation ('removing-background' first
+    on a cutout route)."""
+    status = FINALIZING if upload.route.cutout is None else REMOVING_BACKGROUND
+    manifest = _manifest(status, source_record(upload), cutout=_no_cutout(upload.route))
     return _with_mirror(upload.route, manifest, ready=False)
 
 
@@ -308,6 +364,7 @@ def completion_writes(upload: Upload, processed: ProcessedImage, stored: StoredV
         variants={name: variant_record(formats, primary) for name, formats in stored.items()},
         srcset=srcsets(stored, route.imaging.largest_variant.name),
         placeholder=processed.placeholder.as_record(),
+        cutout=processed.cutout.as_record() if route.cutout is not None and processed.cutout else _no_cutout(route),
     )
     url = stored[route.imaging.largest_variant.name][primary].url
     return _with_mirror(route, manifest, ready=True, url=url)
@@ -315,11 +372,18 @@ def completion_writes(upload: Upload, processed: ProcessedImage, stored: StoredV
 
 def failure_writes(upload: Upload, failure: PermanentError) -> dict[str, Any]:
     """Field updates for a failed result: no image URL, the error's code and message."""
-    manifest = _manifest(FAILED, source_record(upload), error=failure.as_record())
+    manifest = _manifest(FAILED, source_record(upload), error=failure.as_record(), cutout=_no_cutout(upload.route))
     return _with_mirror(upload.route, manifest, ready=False, url=None)
 
 
 _KEEP = object()
+# `cutout` is left out of the manifest of a route without one.
+_ABSENT: Any = object()
+
+
+def _no_cutout(route: Route) -> Any:
+    """`{field}.cutout` before completion and on failure: null on a cutout route, absent otherwise."""
+    return _ABSENT if route.cutout is None else None
 
 
 def _with_mirror(route: Route, manifest: dict[str, Any], ready: bool, url: Any = _KEEP) -> dict[str, Any]:
@@ -343,9 +407,10 @@ def _manifest(
     srcset: dict[str, str] | None = None,
     placeholder: dict[str, str] | None = None,
     error: Mapping[str, str] | None = None,
+    cutout: Any = _ABSENT,
 ) -> dict[str, Any]:
     """The whole manifest map, replaced at once so no field of an older result survives."""
-    return {
+    manifest = {
         "status": status,
         "source": source,
         "variants": variants or {},
@@ -354,6 +419,9 @@ def _manifest(
         "error": dict(error) if error else None,
         "updatedAt": SERVER_TIME,
     }
+    if cutout is not _ABSENT:
+        manifest["cutout"] = cutout
+    return manifest
 
 
 def variant_record(formats: Mapping[str, StoredImage], primary: str) -> dict[str, Any]:

@@ -5,18 +5,29 @@ from __future__ import annotations
 import copy
 import threading
 import uuid
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from image_pipeline.errors import ImageRejected, RejectionCode, TransientError
-from image_pipeline.options import ImagingOptions
+from image_pipeline.errors import ImageRejected, ModelUnusable, RejectionCode, TransientError
+from image_pipeline.models import LoadedCutout
+from image_pipeline.options import CutoutSpec, ImagingOptions
 from image_pipeline.ports import Decide, Decision, ServerTime
-from image_pipeline.results import EncodedImage, Placeholder, ProcessedImage, RenderedVariant, SourceFacts
+from image_pipeline.results import (
+    CutoutFacts,
+    EncodedImage,
+    Placeholder,
+    ProcessedImage,
+    RenderedVariant,
+    SourceFacts,
+)
 
 COMMIT_TIME = datetime(2030, 1, 1, tzinfo=UTC)
 NOT_AN_IMAGE = b"this is not an image"
+# Source bytes in which the fake cutout finds no subject.
+NO_SUBJECT = b"a flat wall, nobody on it"
+FAKE_COVERAGE = 0.42
 
 
 @dataclass
@@ -151,3 +162,30 @@ def fake_make_variants(data: bytes, options: ImagingOptions) -> ProcessedImage:
         tuple(variants),
         Placeholder("#336699", "LKO2?U%2Tw=w]~RBVZRi};RPxuwH"),
     )
+
+
+@dataclass
+class FakeModels:
+    """A stand-in for the model cache: loads count, and `problem` makes every load raise ModelUnusable."""
+
+    problem: str | None = None
+    loads: int = 0
+
+    def load(self, spec: CutoutSpec, bucket: str) -> LoadedCutout:
+        self.loads += 1
+        if self.problem is not None:
+            raise ModelUnusable(f"cutout model {spec.uri.replace('{bucket}', bucket)} ({spec.label}): {self.problem}")
+        return LoadedCutout(spec, matting=("fake session", spec.sha256))
+
+
+def fake_cutout_variants(
+    data: bytes, options: ImagingOptions, cutout: LoadedCutout, on_content_done: Callable[[], None]
+) -> ProcessedImage:
+    """A stand-in for the core with its cutout step: the mask is applied (on_content_done is called), then variants."""
+    if data == NOT_AN_IMAGE:
+        raise ImageRejected(RejectionCode.UNSUPPORTED_FORMAT, "not an image (fake)")
+    on_content_done()
+    made = fake_make_variants(data, options)
+    if data == NO_SUBJECT:
+        return replace(made, cutout=CutoutFacts(applied=False, reason="no_subject"))
+    return replace(made, cutout=CutoutFacts(applied=True, model=cutout.spec.label, coverage=FAKE_COVERAGE))

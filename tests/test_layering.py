@@ -1,7 +1,7 @@
 """Import layering, read from the source with `ast` (imports inside functions included, nothing is imported).
 
 The imaging core never talks to Google; the gateway never touches pixels; the domain modules (objects, use case,
-ports, settings, errors, logs, options, results, routes) use only the standard library and each other, so the
+ports, settings, errors, logs, options, results, routes, models) use only the standard library and each other, so the
 skip path and the settings command load neither Pillow nor a Google client.
 """
 
@@ -28,6 +28,7 @@ DOMAIN = (
     "routes",
     "routes_file",
     "rules",
+    "models",
 )
 DOMAIN_MODULES = {f"image_pipeline.{name}" for name in DOMAIN}
 
