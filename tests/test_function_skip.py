@@ -17,7 +17,8 @@ import main
 main.FUNCTION.handle(
     "event-9", "2030-01-01T00:00:00Z", {"bucket": "b", "name": sys.argv[1], "generation": "5", "size": "10"}
 )
-HEAVY = ("PIL", "pillow_heif", "google.cloud.storage", "google.cloud.firestore", "google.api_core", "grpc")
+HEAVY = ("PIL", "pillow_heif", "google.cloud.storage", "google.cloud.firestore", "google.api_core", "grpc",
+         "onnxruntime", "numpy")
 loaded = {
     prefix
     for prefix in HEAVY
@@ -28,15 +29,24 @@ print(json.dumps(sorted(loaded)))
 """
 
 
+# Background removal configured: a skipped event still loads no model, numpy or onnxruntime.
+CUTOUT = {
+    "CUTOUT_FAMILY": "isnet",
+    "CUTOUT_MODEL_URI": "gs://{bucket}/models/isnet-anime.onnx",
+    "CUTOUT_MODEL_SHA256": "ab" * 32,
+}
+
+
+@pytest.mark.parametrize("cutout", [pytest.param({}, id="plain"), pytest.param(CUTOUT, id="cutout")])
 @pytest.mark.parametrize("name", ["showcase-images/u/c/x-5-large.webp", "raw-uploads/u/c/d/x.jpg", "raw-uploads/u/c/"])
-def test_a_skipped_event_imports_no_client_and_no_pillow(name: str) -> None:
+def test_a_skipped_event_imports_no_client_and_no_pillow(name: str, cutout: dict[str, str]) -> None:
     result = subprocess.run(
         [sys.executable, "-c", SKIP_IN_FRESH_INTERPRETER, name],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=60,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), **cutout},
     )
 
     *log_lines, modules = result.stdout.strip().splitlines()
