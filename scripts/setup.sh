@@ -12,3 +12,19 @@ if ! command -v shellcheck >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v a
   { apt-get update -qq && apt-get install -y -qq shellcheck; } >/dev/null 2>&1 \
     || echo "note: shellcheck could not be installed; its test will be skipped" >&2
 fi
+# `dev` needs the Google Cloud CLI's Pub/Sub emulator (fake-gcs-server publishes upload notifications to it); its
+# tests skip, saying so, where it cannot be installed.
+pubsub_emulator_installed() {
+  local gcloud
+  gcloud="$(command -v gcloud)" || return 1
+  [ -x "$(dirname "$(readlink -f "$gcloud")")/../platform/pubsub-emulator/bin/cloud-pubsub-emulator" ]
+}
+if ! pubsub_emulator_installed; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && dpkg -s google-cloud-cli >/dev/null 2>&1; then
+    { apt-get update -qq && apt-get install -y -qq google-cloud-cli-pubsub-emulator; } >/dev/null 2>&1 || true
+  elif command -v gcloud >/dev/null 2>&1; then
+    gcloud components install pubsub-emulator --quiet >/dev/null 2>&1 || true
+  fi
+  pubsub_emulator_installed \
+    || echo "note: the Pub/Sub emulator (gcloud component pubsub-emulator) could not be installed; dev and its tests need it" >&2
+fi
