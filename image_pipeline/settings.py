@@ -76,6 +76,8 @@ class Settings:
     download_url_base: str = FIREBASE_DOWNLOAD_BASE
     public_url_base: str = PUBLIC_STORAGE_BASE
     log_level: LogLevel = LogLevel.INFO
+    # Whether each serving process loads the imaging core and connects the clients as it starts (main.py).
+    warm_up: bool = True
     # The built-in route's background removal (CUTOUT_*); None: off.
     cutout: CutoutSpec | None = None
     # The routes of ROUTES_FILE; empty: the one built-in route made from the variables above.
@@ -249,6 +251,12 @@ class Settings:
                 help="base of public URLs (the emulator's address when `STORAGE_EMULATOR_HOST` is set)",
             ),
             log_level=env.choice("LOG_LEVEL", LogLevel, defaults.log_level, help="the lowest severity logged"),
+            warm_up=env.boolean(
+                "WARM_UP",
+                defaults.warm_up,
+                help="whether each function instance, once serving, imports the imaging core and opens its clients "
+                "in the background, so that its first upload does not wait for them",
+            ),
             cutout=_cutout(env),
         )
         settings.validate()
