@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import mimetypes
+import sys
 import time
 import uuid
 from collections.abc import Mapping
@@ -24,6 +25,8 @@ CHARACTER = "demo-character"
 # The upload's capture values: CharaForge's two as they always were, any other {name} becomes demo-{name}.
 DEMO_VALUES = {"uid": USER, "characterId": CHARACTER}
 REDELIVERIES = 5
+# In --out, the names of the files the last run wrote: the next run removes exactly those, nothing of the user's.
+WRITTEN_LIST = ".demo-files"
 
 
 def add_parser(subparsers: Any) -> None:
@@ -52,14 +55,15 @@ def run(args: argparse.Namespace) -> int:
     from image_pipeline.settings import Settings
 
     if not args.image.is_file():
-        print(f"error: {args.image} is not a file")
+        print(f"python -m image_pipeline demo: error: {args.image} is not a file", file=sys.stderr)
         return 2
     try:
         settings = Settings.from_env()
         plan = DemoUpload.of(chosen_route(settings.routes, args.route), args.image.name, settings)
     except ConfigurationError as error:
-        print(f"error: {error}")
+        print(f"python -m image_pipeline demo: error: {error}", file=sys.stderr)
         return 2
+    remove_previous_output(args.out)
     print("Starting the Firestore emulator and fake-gcs-server ...", flush=True)
     try:
         with emulators.local_stack() as stack:
@@ -73,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
             print("\n".join(line for line in function.log_tail(20000).splitlines() if line.startswith("{")))
             return outcome
     except emulators.EmulatorError as error:
-        print(f"error: {error}")
+        print(f"python -m image_pipeline demo: error: {error}", file=sys.stderr)
         return 2
 
 
@@ -143,9 +147,23 @@ def demonstrate(plan: DemoUpload, image: Path, out_dir: Path, function_url: str)
     if manifest.get("status") != "complete":
         print(f"The upload ended {manifest.get('status')!r}: {manifest.get('error')}")
         return 1
+    before = set(out_dir.iterdir()) if out_dir.is_dir() else set()
     page = save_variants(manifest, image, out_dir)
+    written = sorted(path.name for path in set(out_dir.iterdir()) - before)
+    (out_dir / WRITTEN_LIST).write_text("".join(f"{name}\n" for name in written))
     print(f"Variants and a side-by-side page written to {page.parent.resolve()}/ (open {page.resolve()})")
     return 0
+
+
+def remove_previous_output(out_dir: Path) -> None:
+    """Delete what the previous run wrote to `out_dir`, so a failed run shows no earlier image."""
+    listing = out_dir / WRITTEN_LIST
+    if not listing.is_file():
+        return
+    for name in listing.read_text().splitlines():
+        if name and "/" not in name and name not in {".", ".."}:
+            (out_dir / name).unlink(missing_ok=True)
+    listing.unlink()
 
 
 def upload(bucket: Any, image: Path, name: str) -> dict[str, Any]:
