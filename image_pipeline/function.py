@@ -5,10 +5,12 @@ Classify, skip cheaply, or run the use case and log one summary.
 
 from __future__ import annotations
 
+import io
 import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,13 +18,15 @@ from image_pipeline.errors import TransientError
 from image_pipeline.logs import log
 from image_pipeline.models import LoadedCutout, ModelCache, available_cpus, read_model
 from image_pipeline.objects import Skip, classify
-from image_pipeline.options import CutoutSpec, ImagingOptions
+from image_pipeline.options import CutoutSpec, ImagingOptions, Variant
 from image_pipeline.ports import Outcome
 from image_pipeline.results import ProcessedImage
 from image_pipeline.settings import SOURCE_ROOT, Settings
 from image_pipeline.usecase import Cutouts, Dependencies, Trace, handle_upload
 
 LOGGER = logging.getLogger("image_pipeline.function")
+# The warm-up image's height: enough to run every decoder and encoder once, too small to cost anything.
+WARM_UP_EDGE = 16
 
 _SEVERITY = {
     Outcome.SKIPPED: logging.INFO,
@@ -77,14 +81,58 @@ def connect_dependencies(settings: Settings) -> Dependencies:
     )
 
 
+def warm_up_dependencies(settings: Settings, dependencies: Dependencies) -> None:
+    """Do now what a first upload would otherwise wait for: the Firestore handshake and each encoder's first run."""
+    from image_pipeline.gateway.firestore import FirestoreDocuments
+
+    if isinstance(dependencies.documents, FirestoreDocuments):
+        dependencies.documents.open_channel(settings.client_timeout_s)
+    tiny = tiny_jpeg()
+    # One run per distinct set of encodings imports the imaging core and loads every decoder and encoder once.
+    for options in {route.imaging.encodings: route.imaging for route in settings.routes}.values():
+        dependencies.make_variants(tiny, replace(options, variants=(Variant("warm-up", WARM_UP_EDGE),)))
+
+
+def tiny_jpeg() -> bytes:
+    """A small JPEG, the usual upload's format, to run the imaging core on."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (WARM_UP_EDGE * 2, WARM_UP_EDGE), (120, 90, 60)).save(out, "JPEG")
+    return out.getvalue()
+
+
 class Function:
     """One instance of the function: settings read once, clients created lazily once, safe across threads."""
 
-    def __init__(self, settings: Settings, connect: Callable[[Settings], Dependencies] = connect_dependencies) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        connect: Callable[[Settings], Dependencies] = connect_dependencies,
+        warm_up: Callable[[Settings, Dependencies], None] = warm_up_dependencies,
+    ) -> None:
         self._settings = settings
         self._connect = connect
+        self._warm_up = warm_up
         self._dependencies: Dependencies | None = None
         self._lock = threading.Lock()
+
+    def start_warm_up(self) -> threading.Thread:
+        """Connect and load in a background thread while events are served (the skip path never waits for it)."""
+        thread = threading.Thread(target=self._warm_up_now, name="warm-up", daemon=True)
+        thread.start()
+        return thread
+
+    def _warm_up_now(self) -> None:
+        """Create the adapters (an event arriving meanwhile waits for them, not for a second set) and warm them."""
+        started = time.perf_counter()
+        try:
+            self._warm_up(self._settings, self._connected())
+        except Exception as error:
+            # Only the head start is lost: the first upload connects and loads on its own.
+            log(LOGGER, logging.WARNING, "warm-up failed", error=f"{type(error).__name__}: {error}")
+            return
+        log(LOGGER, logging.INFO, "warmed up", warmUpMs=round((time.perf_counter() - started) * 1000, 1))
 
     def handle(self, event_id: str, event_time: str | None, data: Any) -> Outcome:
         """Handle one storage event; raise to have it redelivered. Logs exactly one summary line."""

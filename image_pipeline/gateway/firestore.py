@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import grpc  # type: ignore[import-untyped]  # grpcio ships no type information
 from google.api_core import exceptions as api
 from google.api_core import gapic_v1
 from google.api_core import retry as retries
@@ -48,6 +49,19 @@ class FirestoreDocuments:
                 if isinstance(cause, TRANSIENT):
                     raise TransientError(f"transaction on {path}: {cause!r}") from cause
                 raise
+
+    def open_channel(self, timeout_s: float) -> bool:
+        """Connect the client's gRPC channel now (name lookup, TCP, TLS), without an RPC; whether it is ready.
+
+        A new channel connects on its first RPC, which then waits for the handshakes; a warm-up calls this instead.
+        """
+        # The transport's channel is not public; it is the one every RPC of this client uses.
+        channel = self._client._firestore_api._transport.grpc_channel
+        try:
+            grpc.channel_ready_future(channel).result(timeout=timeout_s)
+        except grpc.FutureTimeoutError:
+            return False
+        return True
 
     def get(self, path: str) -> Mapping[str, Any] | None:
         """The document at `path` as stored now, or None; one read, no transaction."""
