@@ -148,11 +148,41 @@ def test_any_rejection_exits_1_and_other_inputs_still_processed(tmp_path):
     assert_rejection_shape(lines[3], "corrupt_image")
 
 
-def test_missing_input_file_is_a_rejected_input_not_a_crash(tmp_path):
-    done = cli("process", str(tmp_path / "nope.jpg"), "--out", str(tmp_path / "out"), cwd=tmp_path)
-    assert done.returncode == 1
-    (line,) = result_lines(done, 1)
-    assert_rejection_shape(line)
+@pytest.mark.parametrize("kind", ["missing", "directory"])
+def test_a_missing_or_directory_input_is_a_usage_error_naming_it(tmp_path, kind):
+    (tmp_path / "good.png").write_bytes(encode(solid(RED), "PNG"))
+    odd = tmp_path / "nope.jpg"
+    if kind == "directory":
+        odd.mkdir()
+    done = cli("process", "good.png", str(odd), "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert (done.returncode, done.stdout) == (2, "")
+    [line] = done.stderr.splitlines()
+    assert str(odd) in line and ("directory" in line if kind == "directory" else "no such file" in line)
+    assert not (tmp_path / "out").exists()
+
+
+def test_each_input_is_logged_on_stderr_as_json(tmp_path):
+    (tmp_path / "good.png").write_bytes(encode(solid(RED), "PNG"))
+    (tmp_path / "fake.jpg").write_text("not an image")
+    done = cli("process", "good.png", "fake.jpg", "--out", "out", cwd=tmp_path, LOG_LEVEL="debug")
+    logged = [json.loads(line) for line in done.stderr.splitlines()]
+    assert [(entry["severity"], entry["input"]) for entry in logged if entry["severity"] != "DEBUG"] == [
+        ("INFO", "good.png"),
+        ("WARNING", "fake.jpg"),
+    ]
+    assert {entry["input"] for entry in logged if entry["severity"] == "DEBUG"} == {"good.png", "fake.jpg"}
+
+
+def test_help_lists_the_settings_it_reads_and_the_exit_codes(tmp_path):
+    from image_pipeline.commands.process import CLOUD_ONLY
+    from image_pipeline.settings import Settings
+
+    done = cli("process", "--help", cwd=tmp_path)
+    assert done.returncode == 0
+    listed = set(re.findall(r"^  ([A-Z][A-Z0-9_]+)=", done.stdout, re.MULTILINE))
+    assert listed == {variable.name for variable in Settings.variables()} - CLOUD_ONLY
+    assert {"VARIANTS", "MAX_INPUT_BYTES", "LOG_LEVEL", "ROUTES_FILE"} <= listed
+    assert re.findall(r"^  ([012])  ", done.stdout, re.MULTILINE) == ["0", "1", "2"]
 
 
 def test_format_comes_from_bytes_not_name(tmp_path):

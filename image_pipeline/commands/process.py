@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,10 +14,52 @@ if TYPE_CHECKING:
     from image_pipeline.options import ImagingOptions
     from image_pipeline.results import EncodedImage, RenderedVariant
 
+_log = logging.getLogger(__name__)
+
+# Settings about the bucket, the database and events: read and validated, but nothing a local file run uses.
+CLOUD_ONLY = frozenset(
+    {
+        "SOURCE_PREFIX", "OUTPUT_PREFIX", "FIRESTORE_COLLECTION", "URL_MODE", "DELETE_ORIGINAL", "MAX_EVENT_AGE_S",
+        "RETRY_WINDOW_S", "CLIENT_TIMEOUT_S", "CLIENT_RETRY_S", "DOWNLOAD_URL_BASE", "PUBLIC_URL_BASE", "WARM_UP",
+    }
+)  # fmt: skip
+EXIT_CODES = """\
+exit codes:
+  0  every input made its variants
+  1  at least one input was rejected (its line says why: unsupported_format, corrupt_image, too_large, empty, ...)
+  2  usage error: a bad option or setting, an INPUT that is missing or a directory, an unusable --out"""
+
+
+def help_epilog() -> str:
+    """The settings the command reads, from the settings' own list (so it cannot drift), and the exit codes."""
+    from image_pipeline.settings import Settings
+
+    lines = [
+        f"  {variable.name}={variable.default}  {variable.help.replace('`', '')}"
+        for variable in Settings.variables()
+        if variable.name not in CLOUD_ONLY
+    ]
+    return "\n".join(
+        [
+            "One JSON line per input on stdout; logs (JSON, LOG_LEVEL) on stderr.",
+            "",
+            "settings read from the environment (NAME=default; every other setting is validated too):",
+            *lines,
+            "",
+            EXIT_CODES,
+        ]
+    )
+
 
 def add_parser(subparsers: Any) -> None:
     """Register the `process` command."""
-    parser = subparsers.add_parser("process", help="make the variants of local image files")
+    parser = subparsers.add_parser(
+        "process",
+        help="make the variants of local image files",
+        description="Make the variants of local image files, as the function would for an upload.",
+        epilog=help_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files to process")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for the variants")
     parser.add_argument("--route", metavar="NAME", help="make what this route makes (default: the first route)")
@@ -29,6 +73,10 @@ def run(args: argparse.Namespace) -> int:
     from image_pipeline.errors import ConfigurationError
     from image_pipeline.settings import Settings
 
+    unusable = next((problem for problem in map(input_problem, args.inputs) if problem), None)
+    if unusable is not None:
+        print(f"python -m image_pipeline process: error: {unusable}", file=sys.stderr)
+        return 2
     try:
         settings = Settings.from_env()
         route = chosen_route(settings.routes, args.route)
@@ -50,6 +98,15 @@ def run(args: argparse.Namespace) -> int:
     return 0 if all(result["ok"] for result in results) else 1
 
 
+def input_problem(path: str) -> str | None:
+    """Why INPUT cannot be an image file at all (missing, a directory), or None."""
+    if not Path(path).exists():
+        return f"INPUT {path}: no such file"
+    if Path(path).is_dir():
+        return f"INPUT {path} is a directory, not an image file"
+    return None
+
+
 def output_stems(paths: list[Path]) -> list[str]:
     """One distinct output name stem per input: the file's stem, numbered when two inputs share it."""
     stems: list[str] = []
@@ -66,14 +123,20 @@ def output_stems(paths: list[Path]) -> list[str]:
 
 def process_file(path: Path, stem: str, out_dir: Path, imaging: ImagingOptions) -> dict[str, Any]:
     """Process one file, write its variants as `<stem>_<variant>.<ext>`, print and return its JSON line."""
+    from image_pipeline import logs
     from image_pipeline.errors import PermanentError
     from image_pipeline.imaging import make_variants
 
+    started = time.perf_counter()
     try:
         data = read_bounded(path, imaging.max_input_bytes)
+        logs.log(_log, logging.DEBUG, f"read {path}", input=str(path), bytes=len(data))
         processed = make_variants(data, imaging)
     except PermanentError as rejection:
-        line = {"input": str(path), "ok": False, "error": rejection.as_record()}
+        error = rejection.as_record()
+        line = {"input": str(path), "ok": False, "error": error}
+        duration_ms = round((time.perf_counter() - started) * 1000, 1)
+        logs.log(_log, logging.WARNING, f"rejected: {path}", input=str(path), duration_ms=duration_ms, error=error)
     else:
         line = {
             "input": str(path),
@@ -82,6 +145,8 @@ def process_file(path: Path, stem: str, out_dir: Path, imaging: ImagingOptions) 
             "variants": [write_variant(stem, out_dir, variant) for variant in processed.variants],
             "placeholder": processed.placeholder.as_record(),
         }
+        duration_ms = round((time.perf_counter() - started) * 1000, 1)
+        logs.log(_log, logging.INFO, f"processed: {path}", input=str(path), duration_ms=duration_ms)
     print(json.dumps(line), flush=True)
     return line
 
