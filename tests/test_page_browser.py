@@ -1,0 +1,181 @@
+"""The local page in a real browser: headless Chromium (Debian's package, driven by Selenium through the system
+chromedriver, nothing downloaded) chooses a generated image on the page, which uploads it through the page server to
+fake-gcs-server; the page then shows what a person would see as the document changes.
+
+The page server runs in this process on the session's emulators and posts the finalize event to the tests' function
+itself (deliver_events): the tests' fake-gcs-server publishes no notifications, so no relay is involved here.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from image_pipeline.devtools import emulators
+from image_pipeline.devtools.page import firestore_rest
+from image_pipeline.devtools.page.server import make_handler
+from image_pipeline.devtools.stack import StackInfo
+from image_pipeline.settings import Settings
+from tests.backend import BUCKET, photo
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None or CHROMEDRIVER is None,
+    reason="Chromium or chromedriver not installed (apt-get install -y chromium chromium-driver)",
+)
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1280,1000",
+)
+SETTLE_S = 90
+# Set to a folder to keep a screenshot of each test's page there (for looking at the page while changing it).
+SCREENSHOTS = os.environ.get("PAGE_SCREENSHOTS")
+
+
+@pytest.fixture(scope="module")
+def page_url(stack: emulators.LocalStack, function_server: emulators.Service) -> Iterator[str]:
+    """The page server on the session's emulators, for the built-in route, delivering events to the function."""
+    info = StackInfo(
+        project=stack.project,
+        bucket=BUCKET,
+        firestore_host=stack.firestore.host_port,
+        storage_url=stack.storage.url,
+        function_url=function_server.url,
+        page_url="",
+        settings=Settings.from_env({}),
+    )
+    server = ThreadingHTTPServer((emulators.LOCALHOST, 0), make_handler(info, deliver_events=True))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://{emulators.LOCALHOST}:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium through the system chromedriver, with a fresh profile."""
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed (requirements-dev.txt)")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    with tempfile.TemporaryDirectory(prefix="page-browser-") as profile:
+        options.add_argument(f"--user-data-dir={profile}")
+        # An explicit driver path: Selenium Manager is never asked to find or download anything.
+        driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+        try:
+            yield driver
+        finally:
+            driver.quit()
+
+
+def choose_file(browser: Any, page_url: str, image: Path, route: str = "showcase") -> None:
+    """Open the page, pick the route and choose `image` in the file input, as a person clicking the drop zone."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.select import Select
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    browser.get(page_url)
+    WebDriverWait(browser, 10).until(lambda driver: driver.find_elements(By.CSS_SELECTOR, "#route option"))
+    Select(browser.find_element(By.ID, "route")).select_by_value(route)
+    browser.find_element(By.ID, "file").send_keys(str(image))
+
+
+def settled_status(browser: Any) -> str:
+    """The newest card's status text once it reads complete or failed."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    def status(driver: Any) -> str | None:
+        text = driver.find_element(By.CSS_SELECTOR, ".card .status").text
+        return text if text in ("complete", "failed") else None
+
+    return str(WebDriverWait(browser, SETTLE_S, poll_frequency=0.1).until(status))
+
+
+def screenshot(browser: Any, name: str) -> None:
+    """Keep a full-page screenshot when PAGE_SCREENSHOTS names a folder."""
+    if SCREENSHOTS:
+        browser.set_window_size(1280, browser.execute_script("return document.body.scrollHeight") + 40)
+        browser.save_screenshot(str(Path(SCREENSHOTS) / f"{name}.png"))
+        browser.set_window_size(1280, 1000)
+
+
+def document(stack: emulators.LocalStack, path: str) -> dict[str, Any]:
+    """The document as stored, read as the page server reads it."""
+    return firestore_rest.get_document(stack.firestore.host_port, stack.project, path) or {}
+
+
+def test_an_image_chosen_on_the_page_completes_with_its_placeholder_painted_first(browser, page_url, stack, tmp_path):
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    image = tmp_path / "sunset.jpg"
+    image.write_bytes(photo(1600, 1200))
+    choose_file(browser, page_url, image)
+
+    assert settled_status(browser) == "complete"
+    loaded = "const i = document.querySelector('.card .result img'); return !!i && !!i.dataset.pixels"
+    WebDriverWait(browser, 30).until(lambda driver: driver.execute_script(loaded))
+    seen = browser.execute_script(
+        """
+        const card = document.querySelector('.card');
+        const frame = card.querySelector('.result .frame'), img = frame.querySelector('img');
+        const original = card.querySelector('.original img');
+        return {
+          currentSrc: img.currentSrc, pixels: img.dataset.pixels,
+          placeholderBefore: img.dataset.placeholderBefore, placeholder: frame.dataset.placeholder,
+          placeholderAt: +frame.dataset.placeholderAt, loadedAt: +img.dataset.loadedAt,
+          background: getComputedStyle(frame).backgroundImage,
+          imgWidth: img.getBoundingClientRect().width, cardWidth: card.getBoundingClientRect().width,
+          pageOverflow: document.documentElement.scrollWidth - document.documentElement.clientWidth,
+          original: [original.naturalWidth, original.naturalHeight],
+          variants: [...card.querySelectorAll('.variant figcaption b')].map((b) => b.textContent),
+          timeline: card.querySelector('.timeline').textContent,
+          documentPath: card.querySelector('.where').textContent,
+        };
+        """
+    )
+    screenshot(browser, "complete")
+    manifest = document(stack, "characters/demo-character")["visuals"]["showcase"]
+    chosen = [v for v in manifest["variants"].values() for f in v["formats"].values() if f["url"] == seen["currentSrc"]]
+    assert chosen, f"the browser showed {seen['currentSrc']}, which the manifest does not list"
+    assert seen["pixels"] == f"{chosen[0]['width']}x{chosen[0]['height']}"
+    assert seen["placeholder"] == "thumbhash" and seen["background"].startswith('url("data:image/png;base64,')
+    assert seen["placeholderBefore"] == "yes" and seen["placeholderAt"] <= seen["loadedAt"]
+    assert seen["original"] == [1600, 1200]
+    assert sorted(seen["variants"]) == sorted(manifest["variants"])
+    assert seen["imgWidth"] <= seen["cardWidth"] and seen["pageOverflow"] <= 0
+    assert seen["timeline"].startswith("uploading") and "complete" in seen["timeline"]
+    assert "raw-uploads/demo-user/demo-character/sunset.jpg" in seen["documentPath"]
+
+
+def test_a_file_that_is_no_image_shows_the_failure_code_and_message(browser, page_url, stack, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    bogus = tmp_path / "notes.jpg"
+    bogus.write_bytes(b"these are notes, not a JPEG\n" * 10)
+    choose_file(browser, page_url, bogus)
+
+    assert settled_status(browser) == "failed"
+    screenshot(browser, "failed")
+    error = document(stack, "characters/demo-character")["visuals"]["showcase"]["error"]
+    assert browser.find_element(By.CSS_SELECTOR, ".card .failure .error-code").text == error["code"]
+    assert browser.find_element(By.CSS_SELECTOR, ".card .failure .error-message").text == error["message"]
