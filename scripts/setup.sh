@@ -28,3 +28,8 @@ if ! pubsub_emulator_installed; then
   pubsub_emulator_installed \
     || echo "note: the Pub/Sub emulator (gcloud component pubsub-emulator) could not be installed; dev and its tests need it" >&2
 fi
+# The local page is tested in headless Chromium from the distribution's packages; the test skips (saying so) without.
+if ! command -v chromedriver >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  { apt-get update -qq && apt-get install -y -qq chromium chromium-driver; } >/dev/null 2>&1 \
+    || echo "note: chromium could not be installed; the page's browser test will be skipped" >&2
+fi
