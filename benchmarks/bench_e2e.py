@@ -1,7 +1,8 @@
 """Cold against warm on the local stack: a fresh function process per sample, its first event, then warm events.
 
 Run from the repository root: `python benchmarks/bench_e2e.py [--samples 5] [--warm 3] [--image FILE]
-[--routes FILE --route NAME] [--gap S] [--env NAME=VALUE ...]`. Without --image it generates an 8 MP photo-like JPEG.
+[--routes FILE --route NAME] [--gap S] [--env NAME=VALUE ...] [--versus NAME=VALUE ...]`.
+Without --image it generates an 8 MP photo-like JPEG. --versus alternates a second configuration with the first.
 
 Per sample, one fresh functions-framework process (gunicorn, as deployed) serves:
 - the first event posted the moment its port accepts connections (as a cold start's triggering event arrives),
@@ -124,6 +125,14 @@ def summary_durations_ms(service: emulators.Service) -> list[float]:
     return durations
 
 
+def warm_up_ms(service: emulators.Service) -> float:
+    """How long the process's background warm-up took (its log line), or -1 if it did not run."""
+    for line in service.log_path.read_text(errors="replace").splitlines():
+        if '"warmed up"' in line:
+            return float(json.loads(line)["warmUpMs"])
+    return -1.0
+
+
 def started_function(env: dict[str, str]) -> tuple[emulators.Service, float]:
     """A fresh function process and the seconds from its spawn until its port accepted a connection."""
     started = time.perf_counter()
@@ -151,6 +160,7 @@ def cold_sample(env: dict[str, str], uploader: Uploader, warm_events: int, gap_s
         "first_minus_warm_s": round(first_s - statistics.median(warm), 3),
         "first_inside_ms": inside[0] if inside else None,
         "warm_inside_ms": statistics.median(inside[1:]) if len(inside) > 1 else None,
+        "warm_up_ms": warm_up_ms(service),
     }
 
 
@@ -221,6 +231,13 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--route", help="the route to upload for (default: the first)")
     parser.add_argument("--gap", type=float, default=0.0, help="seconds between readiness and the first event")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="a setting for the function")
+    parser.add_argument(
+        "--versus",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="also measure with this setting, alternating with the other processes sample by sample",
+    )
     return parser.parse_args()
 
 
@@ -239,13 +256,20 @@ def main() -> None:
         plan = DemoUpload.of(chosen_route(settings.routes, args.route), file_name, settings)
         uploader = Uploader(plan, data, content_type)
         print(json.dumps({"image": file_name, "bytes": len(data), "route": plan.route.name, "settings": extra}))
-        samples, skips, steps = [], [], []
+        versus = {**env, **dict(item.split("=", 1) for item in args.versus)}
+        configurations = {"settings": env, "versus": versus} if args.versus else {"settings": env}
+        rows: dict[str, list[dict[str, Any]]] = {label: [] for label in configurations}
+        steps = []
         for _ in range(args.samples):
-            samples.append(cold_sample(env, uploader, args.warm, args.gap))
-            skips.append(skip_sample(env))
+            for label, function_env in configurations.items():
+                cold = cold_sample(function_env, uploader, args.warm, args.gap)
+                rows[label].append({**cold, **skip_sample(function_env)})
+                print(json.dumps({"configuration": label, **rows[label][-1]}), flush=True)
             steps.append(breakdown(env, uploader))
-            print(json.dumps({**samples[-1], **skips[-1], "breakdown_ms": steps[-1]}), flush=True)
-        print(json.dumps({"median": {**medians(samples), **medians(skips)}, "breakdown_ms": medians(steps)}))
+            print(json.dumps({"breakdown_ms": steps[-1]}), flush=True)
+        for label, samples in rows.items():
+            print(json.dumps({"configuration": label, "median": medians(samples)}))
+        print(json.dumps({"median_breakdown_ms": medians(steps)}))
 
 
 if __name__ == "__main__":
