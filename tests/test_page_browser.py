@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from image_pipeline.devtools import emulators
+from image_pipeline.devtools.demo_page import Where, save_variants
 from image_pipeline.devtools.page import firestore_rest
 from image_pipeline.devtools.page.server import make_handler
 from image_pipeline.devtools.stack import StackInfo
@@ -179,3 +181,70 @@ def test_a_file_that_is_no_image_shows_the_failure_code_and_message(browser, pag
     error = document(stack, "characters/demo-character")["visuals"]["showcase"]["error"]
     assert browser.find_element(By.CSS_SELECTOR, ".card .failure .error-code").text == error["code"]
     assert browser.find_element(By.CSS_SELECTOR, ".card .failure .error-message").text == error["message"]
+
+
+# --- the demo's index.html: the same page, drawn from the document embedded in it ------------------------------
+
+
+def stored_variants(folder: Path, source: Image.Image, widths: tuple[int, ...]) -> dict[str, Any]:
+    """A complete manifest whose variants are WebP files in `folder`, recorded by file:// URLs."""
+    from image_pipeline.imaging.placeholder import make_placeholder
+
+    variants, srcset = {}, []
+    for width in widths:
+        variant = source.resize((width, width * source.height // source.width))
+        path = folder / f"photo-{width}.webp"
+        variant.save(path, "WEBP")
+        record = {"path": f"out/{path.name}", "url": path.as_uri(), "width": variant.width, "height": variant.height}
+        record |= {"bytes": path.stat().st_size, "contentType": "image/webp"}
+        variants[f"w{width}"] = {**record, "formats": {"webp": dict(record)}}
+        srcset.append(f"{path.as_uri()} {width}w")
+    return {
+        "status": "complete",
+        "source": {"path": "raw/photo.png", "generation": "7", "contentType": "image/png", "bytes": 1, "format": "PNG"}
+        | {"width": source.width, "height": source.height},
+        "variants": variants,
+        "srcset": {"webp": ", ".join(srcset)},
+        "placeholder": make_placeholder(source, (255, 255, 255)).as_record(),
+        "error": None,
+    }
+
+
+def test_the_demo_page_shows_the_result_and_a_later_failure_replaces_it(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    stored, out = tmp_path / "stored", tmp_path / "demo-output"
+    stored.mkdir()
+    original = tmp_path / "photo.png"
+    original.write_bytes(photo(1200, 900, "PNG"))
+    manifest = stored_variants(stored, Image.open(original).convert("RGB"), (300, 600, 1200))
+    where = Where(route="showcase", object="raw/photo.png", document="things/1", field="image")
+    page = save_variants(manifest, original, out, where)
+
+    browser.get(page.as_uri())
+    loaded = "const i = document.querySelector('.card .result img'); return !!i && !!i.dataset.pixels"
+    WebDriverWait(browser, 20).until(lambda driver: driver.execute_script(loaded))
+    screenshot(browser, "demo-complete")
+    assert browser.find_element(By.CSS_SELECTOR, ".card .status").text == "complete"
+    pixels = browser.execute_script("return document.querySelector('.card .result img').dataset.pixels")
+    assert pixels in {f"{v['width']}x{v['height']}" for v in manifest["variants"].values()}
+    assert (
+        browser.execute_script("return document.querySelector('.card .result img').dataset.placeholderBefore") == "yes"
+    )
+    assert browser.execute_script("return document.querySelector('.card .original img').naturalWidth") == 1200
+    overflow = "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    assert browser.execute_script(overflow) <= 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [".demo-files", "index.html", "original-photo.png", "photo-300.webp", "photo-600.webp", "photo-1200.webp"]
+    )
+
+    failed = {**manifest, "status": "failed", "variants": {}, "srcset": {}, "placeholder": None}
+    failed["error"] = {"code": "unsupported_format", "message": "not an image"}
+    save_variants(failed, original, out, where)
+    browser.get(page.as_uri())
+    WebDriverWait(browser, 10).until(lambda driver: driver.find_elements(By.CSS_SELECTOR, ".card .failure"))
+    assert browser.find_element(By.CSS_SELECTOR, ".card .status").text == "failed"
+    assert browser.find_element(By.CSS_SELECTOR, ".card .error-code").text == "unsupported_format"
+    assert not browser.find_elements(By.CSS_SELECTOR, ".card .result img")
+    assert sorted(p.name for p in out.iterdir()) == [".demo-files", "index.html", "original-photo.png"]

@@ -318,9 +318,12 @@
     picker.hidden = false;
   }
 
+  // The demo's page: one upload's card, drawn from the document embedded in the page.
   function snapshot(data, cards) {
-    const card = new Card(cards, { ...data, status: "uploaded" });
-    card.show(data.document);
+    const card = new Card(cards, { ...data.card, status: "uploaded" });
+    card.show(data.fields);
+    const manifest = fieldValue(data.fields, data.card.field) || {};
+    card.timeline.textContent = manifest.updatedAt ? `updated ${manifest.updatedAt}` : "";
   }
 
   window.addEventListener("DOMContentLoaded", () => {
