@@ -234,7 +234,7 @@ class _Encoder:
     def __init__(self, options: ImagingOptions, tasks: int) -> None:
         self._options = options
         self._encodings = tuple(dict.fromkeys(options.encodings))
-        threads = options.encode_threads or max(1, min(tasks * len(self._encodings), os.cpu_count() or 1))
+        threads = options.encode_threads or max(1, min(tasks * len(self._encodings), _usable_cpus()))
         self._pool = ThreadPoolExecutor(max_workers=threads)
         self._encoded: dict[tuple[Rendition, Encoding], Future[bytes]] = {}
 
@@ -262,6 +262,14 @@ class _Encoder:
             for encoding in self._options.encodings
         )
         return RenderedVariant(name, width, height, images)
+
+
+def _usable_cpus() -> int:
+    """The CPUs this process may run on: a process pinned to fewer than the machine has would only switch threads."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not every platform has affinity
+        return os.cpu_count() or 1
 
 
 def _encoded_image(encoding: Encoding, data: bytes) -> EncodedImage:
