@@ -75,8 +75,9 @@ def main() -> int:
         command = [sys.executable, __file__, "--child", "--family", arguments.family, "--model", arguments.model,
                    "--threads", str(threads), "--rounds", str(arguments.rounds), *files]  # fmt: skip
         result = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
-        print(f"threads {threads}: model load {result['load_s']:.1f} s, RSS after load {result['rss_after_load_mib']:.0f}"
-              f" MiB, peak RSS {result['peak_rss_mib']:.0f} MiB")  # fmt: skip
+        loaded, peak = result["rss_after_load_mib"], result["peak_rss_mib"]
+        load_s = result["load_s"]
+        print(f"threads {threads}: model load {load_s:.1f} s, RSS after load {loaded:.0f} MiB, peak {peak:.0f} MiB")
         for name, figures in result["images"].items():
             print(f"  {name:42} CPU {figures['cpu_s']:.2f} s  wall {figures['wall_s']:.2f} s")
         cpu = [figures["cpu_s"] for figures in result["images"].values()]
