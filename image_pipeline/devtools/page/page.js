@@ -48,6 +48,11 @@
     return Object.keys(formats).find((name) => formats[name].url === variant.url) || Object.keys(formats)[0];
   }
 
+  // The image's shape, as wide as the column but no taller than most of the window (a portrait photo stays whole).
+  function frameShape(width, height) {
+    return `aspect-ratio: ${width} / ${height}; width: min(100%, calc(70vh * ${width} / ${height}))`;
+  }
+
   function placeholderImage(placeholder, width, height) {
     if (placeholder.thumbhash) return { kind: "thumbhash", url: thumbHashToDataURL(placeholder.thumbhash) };
     if (placeholder.blurhash) return { kind: "blurhash", url: blurHashToDataURL(placeholder.blurhash, width, height) };
@@ -57,7 +62,7 @@
   // The image as an app shows it: the placeholder painted in the frame first, the <picture> fading in over it.
   function resultFrame(manifest) {
     const [[name, largest]] = variantsBySize(manifest);
-    const frame = el("div", { class: "frame", style: `aspect-ratio: ${largest.width} / ${largest.height}` });
+    const frame = el("div", { class: "frame", style: frameShape(largest.width, largest.height) });
     const placeholder = manifest.placeholder || {};
     if (placeholder.dominantColor) frame.style.backgroundColor = placeholder.dominantColor;
     const drawn = placeholderImage(placeholder, largest.width, largest.height);
@@ -206,9 +211,9 @@
     }
 
     drawPending(source) {
-      const ratio = source && source.width ? `${source.width} / ${source.height}` : "4 / 3";
+      const shape = source && source.width ? frameShape(source.width, source.height) : frameShape(4, 3);
       this.body.replaceChildren(el("div", { class: "pair" }, originalFigure(this.info, source),
-        el("figure", { class: "result" }, el("div", { class: "frame working", style: `aspect-ratio: ${ratio}` }),
+        el("figure", { class: "result" }, el("div", { class: "frame working", style: shape }),
           el("figcaption", { text: "waiting for the function …" }))));
     }
 
