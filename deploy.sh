@@ -46,14 +46,18 @@ Options (each has an environment variable; flags win):
   --function-name NAME      FUNCTION_NAME, default image-pipeline
   --runtime-sa NAME|EMAIL   RUNTIME_SA, default image-pipeline-runtime (created in PROJECT if missing)
   --trigger-sa NAME|EMAIL   TRIGGER_SA, default image-pipeline-trigger (created in PROJECT if missing)
-  --memory SIZE             MEMORY, default 1Gi      (see "Sizing" below)
-  --cpu N                   CPU, default 1
+  --memory SIZE             MEMORY, default 1Gi; 4Gi with background removal (see "Sizing" below)
+  --cpu N                   CPU, default 1; 2 with background removal
   --concurrency N           CONCURRENCY, default 1  (requests per instance; >1 needs CPU >= 1 and ~500 MiB each)
-  --timeout DURATION        TIMEOUT, default 60s; 120s when a route encodes AVIF (see "Sizing" below)
+  --timeout DURATION        TIMEOUT, default 60s; 120s when a route encodes AVIF or removes backgrounds
   --max-instances N         MAX_INSTANCES, default 10 (the cost ceiling: MAX_INSTANCES x CONCURRENCY images)
   --min-instances N         MIN_INSTANCES, default 0
   --build-service-account SA  BUILD_SERVICE_ACCOUNT, optional: Cloud Build identity (email or full name)
   --allow-undersized        ALLOW_UNDERSIZED=1: deploy even if MEMORY is below the budget (see "Sizing")
+  --cutout-model FILE|gs://BUCKET/OBJECT
+                            CUTOUT_MODEL: background removal for the built-in route (see "Background removal")
+  --cutout-family FAMILY    CUTOUT_FAMILY: isnet or u2net, the model's family
+  --cutout-sha256 HEX       CUTOUT_MODEL_SHA256: required for a gs:// model; checked against a FILE's
   --skip-apis               SKIP_APIS=1: do not run 'gcloud services enable'
   --dry-run                 DRY_RUN=1: print the commands, run nothing
   -h, --help                this help
@@ -83,6 +87,16 @@ anything changes (a bad file stops the deploy with one line naming the route and
 relative path. Beside it, the built-in route's variables ('python3 -m image_pipeline settings --names
 --route-level': SOURCE_PREFIX, VARIANTS, ...) are neither defaulted nor allowed: the routes file says what they
 said.
+
+Background removal (docs/cutout.md): --cutout-model FILE --cutout-family isnet computes the file's SHA-256 and
+uploads it to gs://BUCKET/models/NAME-SHA12.onnx (only if that object is not there yet: the name holds the checksum,
+so a re-run uploads nothing), outside every route's match and output (the function's own settings check refuses a
+model where an upload of it would be processed); the function reads it from there once per instance. It is not
+shipped with the source: a 176 MB model would slow every build and deploy, and Cloud Functions limits the source
+size. A gs:// model in another bucket is used where it is: the runtime account gets roles/storage.objectViewer on
+that bucket only (it already reads and writes this one). With ROUTES_FILE, [route.cutout] names each route's model
+(upload it yourself); the other buckets named there get the same role. Background removal sizes the function:
+at least 2Gi, 1 CPU and a 120s timeout; 4Gi and 2 CPUs unless MEMORY and CPU say otherwise.
 
 Sizing: an image's memory is bounded by the limits every route shares (MAX_DECODE_MIB, MAX_PIXELS): measured,
 about 500 MiB per concurrent image with variants up to 2048 px, plus ~120 MiB for the runtime, so MEMORY must be
@@ -166,8 +180,9 @@ TRIGGER_SA=${TRIGGER_SA:-image-pipeline-trigger}
 # 620 MiB for the default CONCURRENCY=1, which 1Gi covers. Concurrency 2 wants 2Gi (and >= 1 CPU on 2nd gen).
 # Those limits are global, so routes do not change the decode; only a route with variants larger than the
 # measured 2048 px adds its output buffers (image_budget_mib).
-MEMORY=${MEMORY:-1Gi}
-CPU=${CPU:-1}
+# Empty until the routes are known: background removal defaults to 4Gi and 2 CPUs (default_sizing).
+MEMORY=${MEMORY:-}
+CPU=${CPU:-}
 CONCURRENCY=${CONCURRENCY:-1}
 # 60 s: an attempt must end well inside it (the clients' own retries are bounded by CLIENT_TIMEOUT_S);
 # anything longer is better handled by raising and letting Eventarc redeliver with backoff. Empty until the
@@ -178,6 +193,8 @@ TIMEOUT=${TIMEOUT:-}
 MAX_INSTANCES=${MAX_INSTANCES:-10}
 MIN_INSTANCES=${MIN_INSTANCES:-0}
 BUILD_SERVICE_ACCOUNT=${BUILD_SERVICE_ACCOUNT:-}
+# A model file (uploaded to the bucket) or gs:// object for the built-in route's background removal.
+CUTOUT_MODEL=${CUTOUT_MODEL:-}
 ALLOW_UNDERSIZED=${ALLOW_UNDERSIZED:-0}
 SKIP_APIS=${SKIP_APIS:-0}
 DRY_RUN=${DRY_RUN:-0}
@@ -248,7 +265,7 @@ while (($#)); do
     --project | --region | --bucket | --bucket-location | --function-name | --runtime-sa | --trigger-sa | \
       --memory | --cpu | --concurrency | --timeout | --max-instances | --min-instances | \
       --build-service-account | --job-name | --tasks | --parallelism | --job-memory | --job-cpu | \
-      --task-timeout | --max-retries | --backfill-arg)
+      --task-timeout | --max-retries | --backfill-arg | --cutout-model | --cutout-family | --cutout-sha256)
       if [[ -z $value ]]; then
         (($#)) || usage_error "$arg needs a value"
         value=$1
@@ -277,6 +294,9 @@ while (($#)); do
         --task-timeout) TASK_TIMEOUT=$value ;;
         --max-retries) MAX_RETRIES=$value ;;
         --backfill-arg) BACKFILL_EXTRA+=("$value") ;;
+        --cutout-model) CUTOUT_MODEL=$value ;;
+        --cutout-family) CUTOUT_FAMILY=$value ;;
+        --cutout-sha256) CUTOUT_MODEL_SHA256=$value ;;
       esac
       ;;
     *) usage_error "unknown argument: $arg" ;;
@@ -532,7 +552,7 @@ MEASURED_IMAGE_MIB=500
 image_budget_mib() {
   local line name box formats commas count estimate extra=0 why=""
   for line in "${ROUTE_SIZES[@]}"; do
-    IFS=$'\t' read -r name box formats <<<"$line"
+    IFS=$'\t' read -r name box formats _ <<<"$line"
     [[ $box =~ ^([0-9]+)x([0-9]+)$ ]] || die "unexpected route size line from settings --route-sizes: '$line'"
     commas=${formats//[^,]/}
     count=$((${#commas} + 1))
@@ -550,14 +570,113 @@ image_budget_mib() {
 # spend about 6.7 s of CPU on one 3 MP photo's three variants; ours is tuned to a fraction of that, but a
 # 1-vCPU instance encoding two formats of a large source would leave 60 s little margin).
 default_timeout() {
-  local line
+  local line name box formats
+  [[ -z $(cutout_models) ]] || {
+    echo 120s
+    return
+  }
   for line in "${ROUTE_SIZES[@]}"; do
-    if [[ ,${line##*$'\t'}, == *,avif,* ]]; then
+    IFS=$'\t' read -r name box formats _ <<<"$line"
+    if [[ ,$formats, == *,avif,* ]]; then
       echo 120s
       return
     fi
   done
   echo 60s
+}
+
+# ---------------------------------------------------------------------------------------------------------
+# Background removal: the model, its checksum, where it is read from, and what the function needs for it.
+# ---------------------------------------------------------------------------------------------------------
+# Beyond an image's 500 MiB: ISNet at 1024 x 1024 with onnxruntime's arena and memory patterns off peaks at about
+# 1.1 GiB (1.85 GiB with them), the model's weights included; rounded up to 1230 MiB per concurrent image.
+CUTOUT_IMAGE_MIB=1230
+CUTOUT_MIN_MIB=2048
+CUTOUT_MIN_TIMEOUT_S=120
+# The object a model FILE is uploaded to (models/NAME-SHA12.onnx), empty when none is uploaded.
+CUTOUT_OBJECT=""
+
+# sha256_of FILE: the file's SHA-256 in lower-case hex (with the Python the script already needs).
+sha256_of() {
+  "$PYTHON" -c 'import hashlib, sys
+digest = hashlib.sha256()
+with open(sys.argv[1], "rb") as handle:
+    for block in iter(lambda: handle.read(1 << 20), b""):
+        digest.update(block)
+print(digest.hexdigest())' "$1"
+}
+
+# prepare_cutout: --cutout-model turned into the built-in route's CUTOUT_ settings (checked with the others after).
+prepare_cutout() {
+  [[ -n $CUTOUT_MODEL ]] || return 0
+  local sha name
+  [[ -z ${ROUTES_FILE:-} ]] || usage_error "--cutout-model sets the built-in route's model; with ROUTES_FILE, \
+each route names its model in [route.cutout] (docs/cutout.md)"
+  [[ -n ${CUTOUT_FAMILY:-} ]] || usage_error "--cutout-model needs --cutout-family (isnet or u2net)"
+  [[ -z ${CUTOUT_MODEL_URI:-} ]] || usage_error "--cutout-model sets CUTOUT_MODEL_URI: set one of them, not both"
+  if [[ $CUTOUT_MODEL == gs://* ]]; then
+    [[ -n ${CUTOUT_MODEL_SHA256:-} ]] || usage_error "--cutout-model $CUTOUT_MODEL needs --cutout-sha256 (the \
+object's SHA-256, e.g. gcloud storage cat $CUTOUT_MODEL | sha256sum): it is not downloaded here"
+    CUTOUT_MODEL_URI=$CUTOUT_MODEL
+    return
+  fi
+  [[ -f $CUTOUT_MODEL ]] || usage_error "--cutout-model '$CUTOUT_MODEL': no such file"
+  sha=$(sha256_of "$CUTOUT_MODEL") || die "cannot read '$CUTOUT_MODEL'"
+  if [[ -n ${CUTOUT_MODEL_SHA256:-} && ${CUTOUT_MODEL_SHA256,,} != "$sha" ]]; then
+    usage_error "--cutout-sha256 $CUTOUT_MODEL_SHA256 is not the SHA-256 of $CUTOUT_MODEL ($sha)"
+  fi
+  CUTOUT_MODEL_SHA256=$sha
+  name=$(basename -- "$CUTOUT_MODEL")
+  name=${name%.onnx}
+  name=${name//[^A-Za-z0-9_-]/_}
+  CUTOUT_OBJECT="models/${name:-model}-${sha:0:12}.onnx"
+  CUTOUT_MODEL_URI="gs://{bucket}/$CUTOUT_OBJECT"
+}
+
+# cutout_models: the model URI of each route that removes backgrounds, one per line (nothing when none does).
+cutout_models() {
+  local line name box formats model
+  for line in "${ROUTE_SIZES[@]}"; do
+    IFS=$'\t' read -r name box formats model <<<"$line"
+    [[ -z $model || $model == - ]] || printf '%s\n' "$model"
+  done
+}
+
+# check_cutout_sizing MIB MILLICPU TIMEOUT_S: background removal needs 2 GiB, a whole CPU and 120 s.
+check_cutout_sizing() {
+  [[ -n $(cutout_models) ]] || return 0
+  local problem=""
+  (($1 >= CUTOUT_MIN_MIB)) || problem="MEMORY $MEMORY is below ${CUTOUT_MIN_MIB} MiB"
+  (($2 >= 1000)) || problem+="${problem:+, }CPU $CPU is below 1"
+  (($3 >= CUTOUT_MIN_TIMEOUT_S)) || problem+="${problem:+, }TIMEOUT $TIMEOUT is below ${CUTOUT_MIN_TIMEOUT_S}s"
+  [[ -n $problem ]] || return 0
+  if is_true "$ALLOW_UNDERSIZED"; then
+    note "warning: background removal: $problem"
+  else
+    usage_error "background removal needs at least ${CUTOUT_MIN_MIB} MiB, 1 CPU and ${CUTOUT_MIN_TIMEOUT_S}s: \
+$problem (defaults with a cutout: 4Gi, 2 CPUs, 120s; or pass --allow-undersized)"
+  fi
+}
+
+# provision_cutout RUNTIME_EMAIL: upload the model file (unless already there), and let the runtime account read
+# each model kept in another bucket (it already reads and writes this one).
+provision_cutout() {
+  local runtime_email=$1 model bucket
+  if [[ -n $CUTOUT_OBJECT ]]; then
+    comment "background removal: $CUTOUT_MODEL (sha256 $CUTOUT_MODEL_SHA256) to gs://$BUCKET/$CUTOUT_OBJECT, \
+outside every route's match; --no-clobber: the name holds the checksum, so an existing object is this file"
+    run gcloud storage cp "$CUTOUT_MODEL" "gs://$BUCKET/$CUTOUT_OBJECT" --no-clobber \
+      --content-type=application/octet-stream --project="$PROJECT_ID" --quiet
+  fi
+  while IFS= read -r model; do
+    [[ $model == gs://* ]] || continue
+    bucket=${model#gs://}
+    bucket=${bucket%%/*}
+    [[ $bucket != "{bucket}" && $bucket != "$BUCKET" ]] || continue
+    comment "background removal: the model $model is read from gs://$bucket (objects only, that bucket only)"
+    run_retry gcloud storage buckets add-iam-policy-binding "gs://$bucket" --project="$PROJECT_ID" \
+      --member="serviceAccount:$runtime_email" --role=roles/storage.objectViewer --format=none --quiet
+  done < <(cutout_models | sort -u)
 }
 
 # ---------------------------------------------------------------------------------------------------------
@@ -597,21 +716,37 @@ validate_function_config() {
   require_integer MIN_INSTANCES "$MIN_INSTANCES" 0
   ((MIN_INSTANCES <= MAX_INSTANCES)) || usage_error "MIN_INSTANCES ($MIN_INSTANCES) exceeds MAX_INSTANCES"
   local mib milli timeout_s needed budget per_image why
-  mib=$(memory_mib "$MEMORY") || usage_error "MEMORY '$MEMORY' is not a size like 512Mi, 1Gi or 2G"
-  milli=$(millicpu "$CPU") || usage_error "CPU '$CPU' is not a CPU count like 1, 2, .5 or 2000m"
+  [[ -z $MEMORY ]] || memory_mib "$MEMORY" >/dev/null ||
+    usage_error "MEMORY '$MEMORY' is not a size like 512Mi, 1Gi or 2G"
+  [[ -z $CPU ]] || millicpu "$CPU" >/dev/null || usage_error "CPU '$CPU' is not a CPU count like 1, 2, .5 or 2000m"
   [[ -z $TIMEOUT ]] || seconds "$TIMEOUT" >/dev/null ||
     usage_error "TIMEOUT '$TIMEOUT' is not a duration like 60s or 5m"
-  # The routes decide the per-image budget and the default timeout, so the settings are checked first.
+  prepare_cutout
+  # The routes decide the per-image budget and the default sizing, so the settings are checked first.
   validate_settings
+  if [[ -n $(cutout_models) ]]; then
+    MEMORY=${MEMORY:-4Gi}
+    CPU=${CPU:-2}
+  else
+    MEMORY=${MEMORY:-1Gi}
+    CPU=${CPU:-1}
+  fi
+  mib=$(memory_mib "$MEMORY")
+  milli=$(millicpu "$CPU")
   [[ -n $TIMEOUT ]] || TIMEOUT=$(default_timeout)
   timeout_s=$(seconds "$TIMEOUT")
   ((timeout_s >= 1 && timeout_s <= 3600)) || usage_error "TIMEOUT must be between 1s and 3600s"
+  check_cutout_sizing "$mib" "$milli" "$timeout_s"
   if ((CONCURRENCY > 1 && milli < 1000)); then
     usage_error "CONCURRENCY $CONCURRENCY needs CPU >= 1 (Cloud Functions 2nd gen), got CPU $CPU"
   fi
   budget=$(image_budget_mib)
   per_image=${budget%%$'\n'*}
   why=${budget#*$'\n'}
+  if [[ -n $(cutout_models) ]]; then
+    per_image=$((per_image + CUTOUT_IMAGE_MIB))
+    why+="${why:+; }background removal: $CUTOUT_IMAGE_MIB MiB more per image"
+  fi
   needed=$((120 + CONCURRENCY * per_image))
   if ((mib < needed)); then
     if is_true "$ALLOW_UNDERSIZED"; then
@@ -743,6 +878,7 @@ cmd_deploy() {
   # Cloud Storage publishes its object notifications to Pub/Sub for Eventarc as its service agent.
   resolve_storage_agent
   grant_project_role "serviceAccount:$STORAGE_AGENT" roles/pubsub.publisher
+  provision_cutout "$runtime_email"
 
   env_file=$WORK_DIR/env.yaml
   write_env_file "$env_file"
@@ -787,6 +923,8 @@ cmd_backfill_job() {
   memory_mib "$JOB_MEMORY" >/dev/null || usage_error "JOB_MEMORY '$JOB_MEMORY' is not a size like 2Gi"
   millicpu "$JOB_CPU" >/dev/null || usage_error "JOB_CPU '$JOB_CPU' is not a CPU count like 2"
   seconds "$TASK_TIMEOUT" >/dev/null || usage_error "TASK_TIMEOUT '$TASK_TIMEOUT' is not a duration like 3600s"
+  # The same model settings as the function's (the deploy uploads the file; the job only reads it).
+  prepare_cutout
   validate_settings
   local runtime_email env_file extra args
   runtime_email=$(sa_email "$RUNTIME_SA")

@@ -618,6 +618,12 @@ def test_rules(tmp_path):
 
 EXAMPLE_ROUTES = (ROOT / "examples" / "routes.toml").read_text()
 ROUTE_LEVEL = [variable.name for variable in Settings.variables() if variable.route]
+# Route-level variables without a default, with a value each (the background removal's model).
+UNSET_BY_DEFAULT = {
+    "CUTOUT_FAMILY": "isnet",
+    "CUTOUT_MODEL_URI": "gs://{bucket}/models/m.onnx",
+    "CUTOUT_MODEL_SHA256": "ab" * 32,
+}
 # A route whose largest variant (8192 px, two formats) needs more than the measured 500 MiB per image.
 POSTER_ROUTE = """
 [[route]]
@@ -659,7 +665,8 @@ def test_route_level_names_are_the_built_in_route_variables(tmp_path):
     )  # fmt: skip
     assert result.stdout.split() == ROUTE_LEVEL
     assert set(ROUTE_LEVEL) == {"SOURCE_PREFIX", "OUTPUT_PREFIX", "FIRESTORE_COLLECTION", "VARIANTS",
-                                "OUTPUT_FORMAT", "QUALITY", "KEEP_ANIMATION", "DELETE_ORIGINAL"}  # fmt: skip
+                                "OUTPUT_FORMAT", "QUALITY", "KEEP_ANIMATION", "DELETE_ORIGINAL",
+                                *UNSET_BY_DEFAULT}  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -718,7 +725,9 @@ def test_a_missing_routes_file_is_refused(tmp_path, source):
 def test_a_route_level_variable_beside_the_routes_file_is_refused(tmp_path, source, name):
     with_routes(source)
     value = Settings.variables()[[variable.name for variable in Settings.variables()].index(name)].default
-    result = dry(tmp_path, env={"ROUTES_FILE": "routes.toml", name: value}, script=source / "deploy.sh")
+    result = dry(
+        tmp_path, env={"ROUTES_FILE": "routes.toml", name: value or UNSET_BY_DEFAULT[name]}, script=source / "deploy.sh"
+    )
     assert result.returncode == 1
     assert f"ROUTES_FILE is set: the routes file says what these said; unset {name}" in result.stderr
     assert not commands(result.stdout)

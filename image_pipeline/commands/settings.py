@@ -40,7 +40,8 @@ def add_parser(subparsers: Any) -> None:
         action="store_const",
         const="route-sizes",
         help="check the settings, then per route (ROUTES_FILE's, else the built-in one) one tab-separated line: "
-        "name, the largest variant's box as WIDTHxHEIGHT, its formats comma-separated (what deploy.sh sizes by)",
+        "name, the largest variant's box as WIDTHxHEIGHT, its formats comma-separated, its cutout model's URI or - "
+        "(what deploy.sh sizes and grants by)",
     )
     scope = parser.add_mutually_exclusive_group()
     scope.add_argument(
@@ -85,10 +86,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def route_size(route: Route) -> str:
-    """What drives a route's memory and CPU beyond the shared limits: its largest box and its formats."""
+    """What drives a route's memory and CPU beyond the shared limits: its largest box, formats and cutout model."""
     width, height = route.imaging.largest_variant.box
     formats = ",".join(encoding.format.value for encoding in route.imaging.encodings)
-    return f"{route.name}\t{width}x{height}\t{formats}"
+    model = route.cutout.uri if route.cutout is not None else "-"
+    return f"{route.name}\t{width}x{height}\t{formats}\t{model}"
 
 
 def markdown_table(variables: Iterable[Variable]) -> str:
