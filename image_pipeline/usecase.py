@@ -289,7 +289,7 @@ def decide_finalizing(upload: Upload, document: Mapping[str, Any] | None) -> Dec
     if ends is not None:
         return Decision(ends)
     if not _claimed_already(document, upload):
-        return Decision()  # the claim is gone (a newer generation's guard passed first): nothing of ours to move
+        return Decision()  # the document no longer records this generation (e.g. it was reset): nothing to move
     route = upload.route
     writes: dict[str, Any] = {f"{route.field}.status": FINALIZING, f"{route.field}.updatedAt": SERVER_TIME}
     if route.mirror.status is not None:
