@@ -77,7 +77,7 @@ class Settings:
     public_url_base: str = PUBLIC_STORAGE_BASE
     log_level: LogLevel = LogLevel.INFO
     # Whether each serving process loads the imaging core and connects the clients as it starts (main.py).
-    warm_up: bool = True
+    warm_up: bool = False
     # The built-in route's background removal (CUTOUT_*); None: off.
     cutout: CutoutSpec | None = None
     # The routes of ROUTES_FILE; empty: the one built-in route made from the variables above.
@@ -254,8 +254,8 @@ class Settings:
             warm_up=env.boolean(
                 "WARM_UP",
                 defaults.warm_up,
-                help="whether each function instance, once serving, imports the imaging core and opens its clients "
-                "in the background, so that its first upload does not wait for them",
+                help="import the imaging core and open the clients in the background once serving: helps instances "
+                "started ahead of their first event (minimum instances), slows the event that starts one (measured)",
             ),
             cutout=_cutout(env),
         )
