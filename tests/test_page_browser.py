@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -27,13 +28,10 @@ from image_pipeline.devtools.page.server import make_handler
 from image_pipeline.devtools.stack import StackInfo
 from image_pipeline.settings import Settings
 from tests.backend import BUCKET, photo
+from tests.conftest import ROUTES_FILE
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None or CHROMEDRIVER is None,
-    reason="Chromium or chromedriver not installed (apt-get install -y chromium chromium-driver)",
-)
 CHROMIUM_FLAGS = (
     "--headless",
     "--no-sandbox",
@@ -50,28 +48,46 @@ SETTLE_S = 90
 SCREENSHOTS = os.environ.get("PAGE_SCREENSHOTS")
 
 
-@pytest.fixture(scope="module")
-def page_url(stack: emulators.LocalStack, function_server: emulators.Service) -> Iterator[str]:
-    """The page server on the session's emulators, for the built-in route, delivering events to the function."""
+@contextmanager
+def page_server(stack: emulators.LocalStack, function: emulators.Service, environ: dict[str, str]) -> Iterator[str]:
+    """The page server on the session's emulators, for the routes `environ` configures, delivering to `function`."""
     info = StackInfo(
         project=stack.project,
         bucket=BUCKET,
         firestore_host=stack.firestore.host_port,
         storage_url=stack.storage.url,
-        function_url=function_server.url,
+        function_url=function.url,
         page_url="",
-        settings=Settings.from_env({}),
+        settings=Settings.from_env(environ),
     )
     server = ThreadingHTTPServer((emulators.LOCALHOST, 0), make_handler(info, deliver_events=True))
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://{emulators.LOCALHOST}:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
+    try:
+        yield f"http://{emulators.LOCALHOST}:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def page_url(stack: emulators.LocalStack, function_server: emulators.Service) -> Iterator[str]:
+    """The page for the built-in route (CharaForge's showcase)."""
+    with page_server(stack, function_server, {}) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def routes_page_url(stack: emulators.LocalStack, routes_function_server: emulators.Service) -> Iterator[str]:
+    """The page for the example routes file's three routes."""
+    with page_server(stack, routes_function_server, {"ROUTES_FILE": ROUTES_FILE}) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """Headless Chromium through the system chromedriver, with a fresh profile."""
+    if CHROMIUM is None or CHROMEDRIVER is None:
+        pytest.skip("Chromium or chromedriver not installed (apt-get install -y chromium chromium-driver)")
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed (requirements-dev.txt)")
     from selenium.webdriver.chrome.service import Service
 
@@ -248,3 +264,37 @@ def test_the_demo_page_shows_the_result_and_a_later_failure_replaces_it(browser,
     assert browser.find_element(By.CSS_SELECTOR, ".card .error-code").text == "unsupported_format"
     assert not browser.find_elements(By.CSS_SELECTOR, ".card .result img")
     assert sorted(p.name for p in out.iterdir()) == [".demo-files", "index.html", "original-photo.png"]
+
+
+def test_a_route_with_two_formats_is_shown_through_picture_sources(browser, routes_page_url, stack, tmp_path):
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    image = tmp_path / "me.png"
+    image.write_bytes(photo(900, 600, "PNG"))
+    choose_file(browser, routes_page_url, image, route="avatar")
+
+    assert settled_status(browser) == "complete"
+    loaded = "const i = document.querySelector('.card .result img'); return !!i && !!i.dataset.pixels"
+    WebDriverWait(browser, 30).until(lambda driver: driver.execute_script(loaded))
+    screenshot(browser, "avatar")
+    seen = browser.execute_script(
+        """
+        const img = document.querySelector('.card .result img');
+        const sources = [...img.parentNode.querySelectorAll('source')].map((s) => s.type);
+        return {currentSrc: img.currentSrc, pixels: img.dataset.pixels, sources};
+        """
+    )
+    manifest = document(stack, "users/demo-user")["avatar"]
+    avif = {v["formats"]["avif"]["url"]: v for v in manifest["variants"].values()}
+    # AVIF (the route's primary) as the <source>, WebP in the <img> for browsers without AVIF; Chromium has AVIF.
+    assert seen["sources"] == ["image/avif"]
+    assert seen["currentSrc"] in avif
+    assert seen["pixels"] == f"{avif[seen['currentSrc']]['width']}x{avif[seen['currentSrc']]['height']}"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [None, True, 3, 2.5, "text", {"a": {"b": [1, "x", None]}}, []],
+)
+def test_firestore_values_round_trip(value):
+    assert firestore_rest.from_value(firestore_rest.to_value(value)) == value

@@ -8,7 +8,7 @@
   const TERMINAL = new Set(["complete", "failed"]);
   const POLL_MS = 300;
   const POLL_LIMIT_MS = 10 * 60 * 1000;
-  const FORMAT_ORDER = ["avif", "webp", "png", "jpeg"]; // <source> order: the browser takes the first it supports
+  const FORMAT_ORDER = ["avif", "webp", "png", "jpeg"]; // smallest to most widely supported
   const SIZES = "(max-width: 760px) 100vw, 560px"; // the result column's width, for choosing from srcset
 
   function el(tag, attributes, ...children) {
@@ -33,6 +33,11 @@
     return path.split(".").reduce((value, part) => (value && typeof value === "object" ? value[part] : undefined), document);
   }
 
+  function rank(format) {
+    const index = FORMAT_ORDER.indexOf(format);
+    return index < 0 ? FORMAT_ORDER.length : index;
+  }
+
   function fileName(url) {
     const path = decodeURIComponent(String(url).split("?")[0]);
     return path.slice(path.lastIndexOf("/") + 1);
@@ -48,9 +53,10 @@
     return Object.keys(formats).find((name) => formats[name].url === variant.url) || Object.keys(formats)[0];
   }
 
-  // The image's shape, as wide as the column but no taller than most of the window (a portrait photo stays whole).
+  // The image's shape, as wide as the column but no taller than most of the window (a portrait photo stays whole)
+  // and never wider than the image itself.
   function frameShape(width, height) {
-    return `aspect-ratio: ${width} / ${height}; width: min(100%, calc(70vh * ${width} / ${height}))`;
+    return `aspect-ratio: ${width} / ${height}; width: min(100%, ${width}px, calc(70vh * ${width} / ${height}))`;
   }
 
   function placeholderImage(placeholder, width, height) {
@@ -71,18 +77,18 @@
       frame.dataset.placeholder = drawn.kind;
     }
     frame.dataset.placeholderAt = String(performance.now());
-    const primary = primaryFormat(largest);
+    // Newer formats as <source>s, smallest first; the most widely supported one in the <img> as the fallback.
     const srcset = manifest.srcset || {};
+    const formats = Object.keys(srcset).sort((a, b) => rank(a) - rank(b));
+    const fallback = formats.pop() || primaryFormat(largest);
     const picture = el("picture");
-    const others = Object.keys(srcset).filter((format) => format !== primary);
-    others.sort((a, b) => FORMAT_ORDER.indexOf(a) - FORMAT_ORDER.indexOf(b));
-    for (const format of others) {
+    for (const format of formats) {
       const type = (largest.formats[format] || {}).contentType || `image/${format}`;
       picture.append(el("source", { type, srcset: srcset[format], sizes: SIZES }));
     }
     const image = el("img", {
-      src: largest.url, srcset: srcset[primary], sizes: SIZES, width: largest.width, height: largest.height,
-      alt: `${name} variant`, decoding: "async",
+      src: (largest.formats[fallback] || largest).url, srcset: srcset[fallback], sizes: SIZES,
+      width: largest.width, height: largest.height, alt: `${name} variant`, decoding: "async",
     });
     const shown = el("figcaption", { text: "loading …" });
     image.addEventListener("load", () => {
