@@ -235,6 +235,7 @@ def test_the_demo_page_shows_the_result_and_a_later_failure_replaces_it(browser,
     original = tmp_path / "photo.png"
     original.write_bytes(photo(1200, 900, "PNG"))
     manifest = stored_variants(stored, Image.open(original).convert("RGB"), (300, 600, 1200))
+    manifest["cutout"] = {"applied": True, "model": "isnet:0123456789ab", "coverage": 0.42}
     where = Where(route="showcase", object="raw/photo.png", document="things/1", field="image")
     page = save_variants(manifest, original, out, where)
 
@@ -249,13 +250,16 @@ def test_the_demo_page_shows_the_result_and_a_later_failure_replaces_it(browser,
         browser.execute_script("return document.querySelector('.card .result img').dataset.placeholderBefore") == "yes"
     )
     assert browser.execute_script("return document.querySelector('.card .original img').naturalWidth") == 1200
+    assert browser.find_element(By.CSS_SELECTOR, ".card .cutout").text == (
+        "applied · isnet:0123456789ab · subject covers 42%"
+    )
     overflow = "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
     assert browser.execute_script(overflow) <= 0
     assert sorted(p.name for p in out.iterdir()) == sorted(
         [".demo-files", "index.html", "original-photo.png", "photo-300.webp", "photo-600.webp", "photo-1200.webp"]
     )
 
-    failed = {**manifest, "status": "failed", "variants": {}, "srcset": {}, "placeholder": None}
+    failed = {**manifest, "status": "failed", "variants": {}, "srcset": {}, "placeholder": None, "cutout": None}
     failed["error"] = {"code": "unsupported_format", "message": "not an image"}
     save_variants(failed, original, out, where)
     browser.get(page.as_uri())
@@ -263,6 +267,7 @@ def test_the_demo_page_shows_the_result_and_a_later_failure_replaces_it(browser,
     assert browser.find_element(By.CSS_SELECTOR, ".card .status").text == "failed"
     assert browser.find_element(By.CSS_SELECTOR, ".card .error-code").text == "unsupported_format"
     assert not browser.find_elements(By.CSS_SELECTOR, ".card .result img")
+    assert browser.find_element(By.CSS_SELECTOR, ".card .cutout").text == "not made (the upload failed)"
     assert sorted(p.name for p in out.iterdir()) == [".demo-files", "index.html", "original-photo.png"]
 
 
