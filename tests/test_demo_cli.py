@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from image_pipeline.commands.demo import WRITTEN_LIST, remove_previous_output
+from image_pipeline.devtools.demo_page import RECORD, clear_previous
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,9 +37,9 @@ def test_a_bad_setting_is_one_line_on_stderr_naming_it_and_exit_2(tmp_path: Path
 def test_a_rerun_removes_exactly_what_the_last_run_wrote(tmp_path: Path) -> None:
     for name in ("index.html", "sample_large.webp", "mine.jpg"):
         (tmp_path / name).write_text(name)
-    (tmp_path / WRITTEN_LIST).write_text("index.html\nsample_large.webp\n../escape\n")
+    (tmp_path / RECORD).write_text("index.html\nsample_large.webp\n../escape\n")
 
-    remove_previous_output(tmp_path)
+    clear_previous(tmp_path)
 
     assert sorted(path.name for path in tmp_path.iterdir()) == ["mine.jpg"]
 
@@ -47,7 +47,7 @@ def test_a_rerun_removes_exactly_what_the_last_run_wrote(tmp_path: Path) -> None
 def test_a_folder_the_demo_never_wrote_is_left_alone(tmp_path: Path) -> None:
     (tmp_path / "photo.jpg").write_text("x")
 
-    remove_previous_output(tmp_path)
-    remove_previous_output(tmp_path / "missing")
+    clear_previous(tmp_path)
+    clear_previous(tmp_path / "missing")
 
     assert [path.name for path in tmp_path.iterdir()] == ["photo.jpg"]

@@ -26,7 +26,6 @@ CHARACTER = "demo-character"
 DEMO_VALUES = {"uid": USER, "characterId": CHARACTER}
 REDELIVERIES = 5
 # In --out, the names of the files the last run wrote: the next run removes exactly those, nothing of the user's.
-WRITTEN_LIST = ".demo-files"
 
 
 def add_parser(subparsers: Any) -> None:
@@ -51,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
 
     from image_pipeline.commands.routes import chosen_route
     from image_pipeline.devtools import emulators
+    from image_pipeline.devtools.demo_page import clear_previous
     from image_pipeline.errors import ConfigurationError
     from image_pipeline.settings import Settings
 
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     except ConfigurationError as error:
         print(f"python -m image_pipeline demo: error: {error}", file=sys.stderr)
         return 2
-    remove_previous_output(args.out)
+    clear_previous(args.out)
     print("Starting the Firestore emulator and fake-gcs-server ...", flush=True)
     try:
         with emulators.local_stack() as stack:
@@ -130,7 +130,7 @@ def demonstrate(plan: DemoUpload, image: Path, out_dir: Path, function_url: str)
     """Seed, upload, deliver, wait, then show the result."""
     from google.cloud import firestore, storage
 
-    from image_pipeline.devtools.demo_page import save_variants
+    from image_pipeline.devtools.demo_page import Where, save_variants
     from image_pipeline.usecase import field_value
 
     documents = firestore.Client()
@@ -144,26 +144,13 @@ def demonstrate(plan: DemoUpload, image: Path, out_dir: Path, function_url: str)
     manifest = field_value(document, plan.route.field) or {}
     print(f"Event answered {status} after {time.perf_counter() - started:.2f} s; the document is now:")
     print(json.dumps(document, indent=2, default=str, ensure_ascii=False))
+    where = Where(route=plan.route.name, object=plan.name, document=plan.document, field=plan.route.field)
+    page = save_variants(manifest, image, out_dir, where, document)
     if manifest.get("status") != "complete":
-        print(f"The upload ended {manifest.get('status')!r}: {manifest.get('error')}")
+        print(f"The upload ended {manifest.get('status')!r}: {manifest.get('error')} (page: {page.resolve()})")
         return 1
-    before = set(out_dir.iterdir()) if out_dir.is_dir() else set()
-    page = save_variants(manifest, image, out_dir)
-    written = sorted(path.name for path in set(out_dir.iterdir()) - before)
-    (out_dir / WRITTEN_LIST).write_text("".join(f"{name}\n" for name in written))
     print(f"Variants and a side-by-side page written to {page.parent.resolve()}/ (open {page.resolve()})")
     return 0
-
-
-def remove_previous_output(out_dir: Path) -> None:
-    """Delete what the previous run wrote to `out_dir`, so a failed run shows no earlier image."""
-    listing = out_dir / WRITTEN_LIST
-    if not listing.is_file():
-        return
-    for name in listing.read_text().splitlines():
-        if name and "/" not in name and name not in {".", ".."}:
-            (out_dir / name).unlink(missing_ok=True)
-    listing.unlink()
 
 
 def upload(bucket: Any, image: Path, name: str) -> dict[str, Any]:

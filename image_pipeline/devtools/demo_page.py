@@ -64,8 +64,9 @@ def save_variants(
 def clear_previous(out_dir: Path) -> None:
     """Remove the files the previous run listed in the record, the record and the page."""
     record = out_dir / RECORD
-    listed = record.read_text(encoding="utf-8").splitlines() if record.is_file() else []
-    for name in [*listed, PAGE, RECORD]:
+    if not record.is_file():
+        return  # a folder this module never wrote into (or a fresh one): nothing here is ours
+    for name in [*record.read_text(encoding="utf-8").splitlines(), PAGE, RECORD]:
         # Only plain names in this folder: a record edited by hand cannot reach anything else.
         if name and name == Path(name).name:
             (out_dir / name).unlink(missing_ok=True)
