@@ -219,7 +219,7 @@ PYTHON=${PYTHON:-python3}
 SETTING_NAMES=()
 # The built-in route's variables (settings --names --route-level): refused by the function beside ROUTES_FILE.
 declare -A ROUTE_LEVEL=()
-# Per route, from settings --route-sizes: NAME<TAB>WIDTHxHEIGHT of its largest variant box<TAB>FORMATS.
+# Per route, from settings --route-sizes: NAME<TAB>WIDTHxHEIGHT of its largest variant box<TAB>FORMATS<TAB>MODEL (or -).
 ROUTE_SIZES=()
 # Defaults written explicitly so the deployed configuration shows the contract with the app (the route-level
 # ones only without ROUTES_FILE).
