@@ -526,10 +526,10 @@ def test_the_demo_refuses_a_route_an_earlier_route_shadows(capsys, monkeypatch, 
     )
     monkeypatch.setenv("ROUTES_FILE", str(path))
 
-    code, out, _ = run(capsys, "demo", "--route", "users")
+    code, _, err = run(capsys, "demo", "--route", "users")
 
     assert code == 2
-    assert "--route 'users': the demo upload 'users/demo-user/sample.jpg' would be taken by route 'all'" in out
+    assert "--route 'users': the demo upload 'users/demo-user/sample.jpg' would be taken by route 'all'" in err
 
 
 def test_nested_turns_dotted_paths_into_maps() -> None:
