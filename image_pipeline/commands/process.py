@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from image_pipeline.imaging import ContentStep
     from image_pipeline.options import ImagingOptions
     from image_pipeline.results import EncodedImage, RenderedVariant
+    from image_pipeline.routes import Route
 
 _log = logging.getLogger(__name__)
 
@@ -70,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     """Process every input; exit 0 if all succeeded, 1 if any was rejected."""
     from image_pipeline import logs
     from image_pipeline.commands.routes import chosen_route
-    from image_pipeline.errors import ConfigurationError
+    from image_pipeline.errors import ConfigurationError, ModelUnusable
     from image_pipeline.settings import Settings
 
     unusable = next((problem for problem in map(input_problem, args.inputs) if problem), None)
@@ -91,11 +93,41 @@ def run(args: argparse.Namespace) -> int:
             f"python -m image_pipeline process: error: cannot use --out {args.out}: {error.strerror}", file=sys.stderr
         )
         return 2
+    try:
+        steps = content_steps(route)
+    except (ConfigurationError, ModelUnusable) as error:
+        print(f"python -m image_pipeline process: error: {error}", file=sys.stderr)
+        return 2
     stems = output_stems([Path(path) for path in args.inputs])
     results = [
-        process_file(Path(path), stem, args.out, route.imaging) for path, stem in zip(args.inputs, stems, strict=True)
+        process_file(Path(path), stem, args.out, route.imaging, steps)
+        for path, stem in zip(args.inputs, stems, strict=True)
     ]
     return 0 if all(result["ok"] for result in results) else 1
+
+
+def content_steps(route: Route) -> tuple[ContentStep, ...]:
+    """The route's cutout step, its model read from a local file (a gs:// model needs the function or a copy)."""
+    from image_pipeline.errors import ConfigurationError, ModelUnusable
+    from image_pipeline.models import ModelObject, available_cpus, model_location
+    from image_pipeline.settings import SOURCE_ROOT
+
+    if route.cutout is None:
+        return ()
+    location = model_location(route.cutout.uri)
+    if isinstance(location, ModelObject):
+        raise ConfigurationError(
+            f"route {route.name!r}: its cutout model is {location}; process reads local model files only "
+            "(download it and point the route's cutout.uri, or CUTOUT_MODEL_URI, at the file)"
+        )
+    from image_pipeline.imaging.cutout import cutout_step, load_matting
+
+    path = location if location.is_absolute() else SOURCE_ROOT / location
+    try:
+        model = path.read_bytes()
+    except OSError as error:
+        raise ModelUnusable(f"cutout model {route.cutout.uri} ({route.cutout.label}): {error.strerror}") from None
+    return (cutout_step(load_matting(model, route.cutout, available_cpus()), route.cutout.trim),)
 
 
 def input_problem(path: str) -> str | None:
@@ -121,7 +153,9 @@ def output_stems(paths: list[Path]) -> list[str]:
     return stems
 
 
-def process_file(path: Path, stem: str, out_dir: Path, imaging: ImagingOptions) -> dict[str, Any]:
+def process_file(
+    path: Path, stem: str, out_dir: Path, imaging: ImagingOptions, steps: tuple[ContentStep, ...] = ()
+) -> dict[str, Any]:
     """Process one file, write its variants as `<stem>_<variant>.<ext>`, print and return its JSON line."""
     from image_pipeline import logs
     from image_pipeline.errors import PermanentError
@@ -131,7 +165,7 @@ def process_file(path: Path, stem: str, out_dir: Path, imaging: ImagingOptions) 
     try:
         data = read_bounded(path, imaging.max_input_bytes)
         logs.log(_log, logging.DEBUG, f"read {path}", input=str(path), bytes=len(data))
-        processed = make_variants(data, imaging)
+        processed = make_variants(data, imaging, content_steps=steps)
     except PermanentError as rejection:
         error = rejection.as_record()
         line = {"input": str(path), "ok": False, "error": error}
@@ -145,6 +179,8 @@ def process_file(path: Path, stem: str, out_dir: Path, imaging: ImagingOptions) 
             "variants": [write_variant(stem, out_dir, variant) for variant in processed.variants],
             "placeholder": processed.placeholder.as_record(),
         }
+        if processed.cutout is not None:
+            line["cutout"] = processed.cutout.as_record()
         duration_ms = round((time.perf_counter() - started) * 1000, 1)
         logs.log(_log, logging.INFO, f"processed: {path}", input=str(path), duration_ms=duration_ms)
     print(json.dumps(line), flush=True)
