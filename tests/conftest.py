@@ -32,6 +32,14 @@ def stack() -> Iterator[emulators.LocalStack]:
                 os.environ[key] = value
 
 
+@pytest.fixture(autouse=True)
+def faults_end_with_their_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A fault a test injects into the Storage proxy ends with that test, not with the next test that resets it."""
+    yield
+    if "storage_proxy" in request.fixturenames:
+        request.getfixturevalue("storage_proxy").reset()
+
+
 @pytest.fixture(scope="session")
 def storage_proxy(stack: emulators.LocalStack):
     """The fault-injecting proxy the function uses to reach fake-gcs-server."""
