@@ -8,8 +8,7 @@
   `request.auth`; `Bearer owner` is the admin bypass used to seed documents.
 
 storage.rules cannot be evaluated offline: the Firebase Storage emulator downloads its rules runtime at first
-start. Its behaviour is checked by the compile step here and, where the Firebase CLI can download it, with
-`firebase emulators:exec --only storage` (see the README).
+start. Only the compile step here checks it; its behaviour is not tested.
 
 Skipped when gcloud, its cloud-firestore-emulator component or Java is missing.
 """
