@@ -77,7 +77,7 @@ class Settings:
     public_url_base: str = PUBLIC_STORAGE_BASE
     log_level: LogLevel = LogLevel.INFO
     # Whether each serving process loads the imaging core and connects the clients as it starts (main.py).
-    warm_up: bool = False
+    warm_up: bool = True
     # The built-in route's background removal (CUTOUT_*); None: off.
     cutout: CutoutSpec | None = None
     # The routes of ROUTES_FILE; empty: the one built-in route made from the variables above.
@@ -254,8 +254,9 @@ class Settings:
             warm_up=env.boolean(
                 "WARM_UP",
                 defaults.warm_up,
-                help="import the imaging core and open the clients in the background once serving: helps instances "
-                "started ahead of their first event (minimum instances), slows the event that starts one (measured)",
+                help="create the clients, connect and run the encoders once in the background as each serving process "
+                "starts (it stops when an upload arrives): an instance started ahead of its first event serves it "
+                "as fast as a warm one; `false` to load on the first upload",
             ),
             cutout=_cutout(env),
         )

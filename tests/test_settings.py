@@ -132,6 +132,7 @@ VALID = [
     ("LOG_LEVEL", "debug", "debug"),
     ("LOG_LEVEL", "ERROR", "error"),
     ("WARM_UP", "yes", True),
+    ("WARM_UP", "off", False),
     ("CUTOUT_FAMILY", "isnet", "isnet"),
     ("CUTOUT_FAMILY", "U2NET", "u2net"),
     ("CUTOUT_MODEL_URI", "gs://{bucket}/models/u2netp.onnx", "gs://{bucket}/models/u2netp.onnx"),
@@ -249,6 +250,7 @@ def test_empty_environment_gives_the_documented_defaults():
     assert settings.imaging.max_pixels == 100_000_000
     assert settings.imaging.max_frames == 300
     assert settings.imaging.keep_animation is False
+    assert settings.warm_up is True
 
 
 @pytest.mark.parametrize(("key", "raw", "expected"), VALID, ids=[f"{k}={v}" for k, v, _ in VALID])

@@ -1,4 +1,4 @@
-"""The warm-up starts in each forked serving process, never in the process that imports main (nor on a skip)."""
+"""The warm-up (on by default) starts in each forked serving process, never in the process that imports main."""
 
 from __future__ import annotations
 
@@ -43,15 +43,19 @@ NOWHERE = {
 }
 
 
-def run_forked(warm_up: str) -> tuple[dict, dict, list[dict]]:
-    """(the child's state, the parent's state, every log line) of a process that imports main, then forks."""
+def run_forked(warm_up: str | None) -> tuple[dict, dict, list[dict]]:
+    """(the child's state, the parent's state, every log line) of a process that imports main, then forks.
+
+    warm_up: WARM_UP's value, or None to leave it unset.
+    """
+    setting = {} if warm_up is None else {"WARM_UP": warm_up}
     result = subprocess.run(
         [sys.executable, "-c", IMPORT_THEN_FORK],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=60,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "WARM_UP": warm_up, **NOWHERE},
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), **setting, **NOWHERE},
     )
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
@@ -60,8 +64,9 @@ def run_forked(warm_up: str) -> tuple[dict, dict, list[dict]]:
     return child, parent, [line for line in lines if "message" in line]
 
 
-def test_the_forked_process_warms_up_and_the_importer_stays_light() -> None:
-    child, parent, logs = run_forked("true")
+@pytest.mark.parametrize("warm_up", [None, "true"])
+def test_the_forked_process_warms_up_and_the_importer_stays_light(warm_up: str | None) -> None:
+    child, parent, logs = run_forked(warm_up)
 
     assert parent == {"warm_ups": 0, "loaded": []}
     assert child == {"warm_ups": 1, "loaded": ["PIL", "google.cloud.firestore", "google.cloud.storage", "grpc"]}
