@@ -47,6 +47,18 @@ class Decision:
 Decide = Callable[[Mapping[str, Any] | None], Decision]
 
 
+def nested_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Dotted field paths as the nested maps a document stores: {"meta.userId": 1} -> {"meta": {"userId": 1}}."""
+    document: dict[str, Any] = {}
+    for path, value in fields.items():
+        *parents, leaf = path.split(".")
+        target = document
+        for part in parents:
+            target = target.setdefault(part, {})
+        target[leaf] = value
+    return document
+
+
 class ObjectStore(Protocol):
     """Object storage (Cloud Storage). Raises TransientError for outages, timeouts and throttling."""
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from image_pipeline.__main__ import main
-from image_pipeline.commands.demo import DemoUpload, nested
+from image_pipeline.commands.demo import DemoUpload
+from image_pipeline.ports import nested_fields
 from image_pipeline.settings import Settings
 from tests.imaging_fixtures import encode, noise
 
@@ -532,5 +533,5 @@ def test_the_demo_refuses_a_route_an_earlier_route_shadows(capsys, monkeypatch, 
     assert "--route 'users': the demo upload 'users/demo-user/sample.jpg' would be taken by route 'all'" in err
 
 
-def test_nested_turns_dotted_paths_into_maps() -> None:
-    assert nested({"a.b.c": 1, "a.d": 2, "e": 3}) == {"a": {"b": {"c": 1}, "d": 2}, "e": 3}
+def test_nested_fields_turns_dotted_paths_into_maps() -> None:
+    assert nested_fields({"a.b.c": 1, "a.d": 2, "e": 3}) == {"a": {"b": {"c": 1}, "d": 2}, "e": 3}

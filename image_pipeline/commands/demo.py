@@ -95,6 +95,7 @@ class DemoUpload:
         """The demo upload for `route`; ConfigurationError if the function would not give it to that route."""
         from image_pipeline.errors import ConfigurationError
         from image_pipeline.objects import Upload, classify
+        from image_pipeline.ports import nested_fields
         from image_pipeline.routes import MissingDocument
 
         folders = [
@@ -110,20 +111,8 @@ class DemoUpload:
         if route.missing is MissingDocument.WAIT:
             required = {path: template.render(found.values) for path, template in route.require.items()}
             collection = found.document.split("/")[-2]
-            seed = {**nested(required), "name": f"Demo {collection.removesuffix('s')}"}
+            seed = {**nested_fields(required), "name": f"Demo {collection.removesuffix('s')}"}
         return cls(route, name, found.document, seed)
-
-
-def nested(fields: Mapping[str, Any]) -> dict[str, Any]:
-    """Dotted field paths as the nested maps Firestore stores: {"meta.userId": 1} -> {"meta": {"userId": 1}}."""
-    document: dict[str, Any] = {}
-    for path, value in fields.items():
-        *parents, last = path.split(".")
-        level = document
-        for parent in parents:
-            level = level.setdefault(parent, {})
-        level[last] = value
-    return document
 
 
 def demonstrate(plan: DemoUpload, image: Path, out_dir: Path, function_url: str) -> int:

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from image_pipeline.ports import nested_fields
+
 PAGE_DIR = Path(__file__).resolve().parent / "page"
 RECORD = ".demo-files"  # the names this module wrote into the folder, one a line
 PAGE = "index.html"
@@ -50,7 +52,7 @@ def save_variants(
     original = f"original-{image.name}"
     shutil.copyfile(image, out_dir / original)
     local = download_images(manifest, out_dir)
-    fields = document if document is not None else nested(where.field, manifest)
+    fields = document if document is not None else nested_fields({where.field: manifest})
     card = {**asdict(where), "originalUrl": quote(original), "originalName": image.name}
     card["generation"] = (manifest.get("source") or {}).get("generation")
     snapshot = {"card": card, "fields": with_local_urls(fields, local)}
@@ -99,15 +101,6 @@ def with_local_urls(value: Any, local: Mapping[str, str]) -> Any:
     if value is None or isinstance(value, (bool, int, float)):
         return value
     return str(value)  # timestamps and other client types, as their text
-
-
-def nested(path: str, value: Any) -> dict[str, Any]:
-    """{"a.b": v} as {"a": {"b": v}}: a document holding `value` at the dotted `path`."""
-    *parents, last = path.split(".")
-    document: dict[str, Any] = {last: value}
-    for parent in reversed(parents):
-        document = {parent: document}
-    return document
 
 
 def page_html(title: str, snapshot: Mapping[str, Any]) -> str:

@@ -13,7 +13,7 @@ from google.cloud import firestore
 
 from image_pipeline.errors import TransientError
 from image_pipeline.gateway.outages import TRANSIENT, transient_on_outage
-from image_pipeline.ports import Decide, Decision, ServerTime
+from image_pipeline.ports import Decide, Decision, ServerTime, nested_fields
 
 TRANSACTION_ATTEMPTS = 5
 
@@ -36,7 +36,7 @@ class FirestoreDocuments:
                 transaction.update(reference, with_server_time(decision.writes))
             elif decision.writes:
                 # The transaction read the document as missing, so a concurrent creation aborts and retries it.
-                transaction.create(reference, with_server_time(nested(decision.writes)))
+                transaction.create(reference, with_server_time(nested_fields(decision.writes)))
             return decision
 
         with transient_on_outage(f"transaction on {path}"):
@@ -68,18 +68,6 @@ class FirestoreDocuments:
         with transient_on_outage(f"read {path}"):
             snapshot = self._client.document(path).get()
         return snapshot.to_dict() if snapshot.exists else None
-
-
-def nested(writes: Mapping[str, Any]) -> dict[str, Any]:
-    """Dotted field-path updates as the nested maps of a new document."""
-    document: dict[str, Any] = {}
-    for path, value in writes.items():
-        *parents, leaf = path.split(".")
-        target = document
-        for part in parents:
-            target = target.setdefault(part, {})
-        target[leaf] = value
-    return document
 
 
 def with_server_time(value: Any) -> Any:
