@@ -19,7 +19,8 @@ bounds (within 0.3 dB and 3 %).
 
 The defaults are the chosen settings (see docs/performance-avif.md): they reproduce sharp's AVIF defaults
 (quality 50, effort 4, 4:4:4) at a fraction of its CPU. Our side is a plain Pillow pipeline with the core's
-resize steps (JPEG draft decode, Lanczos with reducing_gap 2 from the next larger variant, ICC to sRGB);
+resize steps (JPEG draft decode never below the largest variant, the core's `downscale` from the next larger
+variant, ICC to sRGB);
 the AVIF encode is where the time goes, so this measures the encoder settings, not the rest of the core.
 """
 
@@ -41,7 +42,6 @@ SHARED_PHOTOS = REPO.parent / "shared" / "corpus" / "photos"
 BOXES = (2048, 1024, 256)
 MAX_PSNR_DELTA_DB = 0.3
 MAX_BYTES_DELTA = 0.03
-DRAFT_MARGIN = 0.95
 # aom's rectangular partition search is most of speed 5's time on photos and buys little at this quality.
 CHOSEN_ADVANCED = ("enable-rect-partitions=0",)
 
@@ -236,6 +236,9 @@ def variants(data: bytes, kwargs: dict) -> list[tuple[int, bytes]]:
     """The core's resize steps: draft decode, to sRGB, Lanczos cascade from the next larger size, orient, encode."""
     from PIL import Image, ImageCms
 
+    sys.path.insert(0, str(REPO))
+    from image_pipeline.imaging.resample import downscale
+
     transpose = Image.Transpose
     transpositions = {
         2: transpose.FLIP_LEFT_RIGHT,
@@ -249,7 +252,7 @@ def variants(data: bytes, kwargs: dict) -> list[tuple[int, bytes]]:
 
     image = Image.open(io.BytesIO(data))
     sizes = [fit_inside(image.size, box) for box in BOXES]
-    image.draft("RGB", (round(sizes[0][0] * DRAFT_MARGIN), round(sizes[0][1] * DRAFT_MARGIN)))
+    image.draft("RGB", sizes[0])
     orientation = image.getexif().get(0x0112, 1)
     profile = image.info.get("icc_profile")
     picture = image.convert("RGB")
@@ -260,7 +263,7 @@ def variants(data: bytes, kwargs: dict) -> list[tuple[int, bytes]]:
     outputs = []
     for box, size in zip(BOXES, sizes, strict=True):
         if picture.size != size:
-            picture = picture.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)
+            picture = downscale(picture, size)
         transposition = transpositions.get(orientation)
         upright = picture if transposition is None else picture.transpose(transposition)
         buffer = io.BytesIO()

@@ -118,7 +118,7 @@ def test_imaging_core_imports_no_google_client(path):
 
 @pytest.mark.parametrize("path", GATEWAY, ids=ids(GATEWAY))
 def test_gateway_imports_no_imaging_library(path):
-    assert [module for module in imports_of(path) if top(module) in ("PIL", "pillow_heif")] == []
+    assert [module for module in imports_of(path) if top(module) in ("PIL", "pillow_heif", "pyvips")] == []
 
 
 def domain_import_allowed(module: str) -> bool:

@@ -14,8 +14,9 @@ from typing import Protocol
 from PIL import Image, ImageChops
 
 from image_pipeline.errors import ModelUnusable
-from image_pipeline.imaging.geometry import REDUCING_GAP, fit_inside
+from image_pipeline.imaging.geometry import fit_inside
 from image_pipeline.imaging.pipeline import ContentStep, Stepped
+from image_pipeline.imaging.resample import downscale
 from image_pipeline.options import CutoutSpec
 from image_pipeline.results import CutoutFacts
 
@@ -82,7 +83,7 @@ def _working_copy(picture: Image.Image) -> Image.Image:
     size = fit_inside(picture.size, (WORKING_EDGE, WORKING_EDGE))
     if size == picture.size:
         return picture
-    return picture.resize(size, Image.Resampling.LANCZOS, reducing_gap=REDUCING_GAP)
+    return downscale(picture, size)
 
 
 def _coverage(alpha: Image.Image) -> float:

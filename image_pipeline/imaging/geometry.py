@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
+from image_pipeline.imaging.resample import REDUCING_GAP, downscale
 from image_pipeline.options import Fit, Variant
 
 # EXIF orientation value -> the transposition that displays the stored pixels upright.
@@ -24,10 +25,6 @@ _TRANSPOSITIONS = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
-
-# Integer box-reduce first while the image is at least this many times the target, then Lanczos:
-# Pillow's own recommended trade-off, indistinguishable from a pure Lanczos resize at a fraction of the cost.
-REDUCING_GAP = 2.0
 
 # Slack for comparing fractions computed in floating point.
 _EPSILON = 1e-6
@@ -109,14 +106,19 @@ def covers(source: Rendition, target: Rendition) -> bool:
 def render(source: Image.Image, source_region: Region, target: Rendition) -> Image.Image:
     """Cut `target.region` out of `source` (which shows `source_region`) and Lanczos-resize it to `target.size`.
 
-    Returns `source` itself when nothing changes, and a plain crop when the region already has the target size.
+    Returns `source` itself when nothing changes, and a plain crop when the region already has the target size. A
+    region on whole pixels is made smaller by `downscale`; one between pixels (a cover crop cut from a JPEG draft or
+    from a smaller rendition) is resized by Pillow, which takes a fractional box.
     """
     box = _pixel_box(source.size, source_region, target.region)
     left, top, right, bottom = (round(edge) for edge in box)
     pixels = (left, top, right, bottom)
     on_whole_pixels = all(abs(edge - pixel) < _EPSILON for edge, pixel in zip(box, pixels, strict=True))
+    whole = pixels == (0, 0, *source.size)
     if on_whole_pixels and (right - left, bottom - top) == target.size:
-        return source if pixels == (0, 0, *source.size) else source.crop(pixels)
+        return source if whole else source.crop(pixels)
+    if on_whole_pixels and target.size[0] <= right - left and target.size[1] <= bottom - top:
+        return downscale(source if whole else source.crop(pixels), target.size)
     return source.resize(target.size, Image.Resampling.LANCZOS, box=box, reducing_gap=REDUCING_GAP)
 
 
