@@ -12,7 +12,7 @@ from image_pipeline.options import Encoding, OutputFormat
 
 # libwebp's default effort, the same sharp uses, so sizes and quality compare like for like.
 WEBP_METHOD = 4
-# sharp's AVIF defaults at equal quality (the same quality number, 4:4:4, aom speed 5 = sharp's effort 4) for 0.37x
+# sharp's AVIF defaults at equal quality (the same quality number, 4:4:4, aom speed 5 = sharp's effort 4) for 0.35x
 # its CPU: rectangular partitions are the costly search that changes bytes and PSNR least (docs/performance-avif.md).
 # One thread each: the core already runs encodes in parallel.
 AVIF_OPTIONS = {
