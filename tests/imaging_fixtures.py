@@ -467,7 +467,7 @@ def png_with_huge_text(decompressed_mib=64, kind=b"zTXt") -> bytes:
 LIBTIFF_COMPLAINT = "TIFFFetchNormalTag"
 
 
-def rgb_tiff(size=(64, 48), colour=(200, 30, 40), deflate=True, extra_tags=()) -> bytes:
+def rgb_tiff(size=(64, 48), colour=(200, 30, 40), deflate=True, extra_tags=(), samples_per_pixel=3) -> bytes:
     """A hand-written RGB TIFF with one strip (deflate: decoded by libtiff; raw: by Pillow's own reader), plus
     extra IFD entries given as (tag, type, count, 4 value bytes)."""
     width, height = size
@@ -480,7 +480,7 @@ def rgb_tiff(size=(64, 48), colour=(200, 30, 40), deflate=True, extra_tags=()) -
         (259, 3, 1, struct.pack("<H", 8 if deflate else 1)),
         (262, 3, 1, struct.pack("<H", 2)),  # RGB
         (273, 4, 1, None),  # StripOffsets: after the IFD
-        (277, 3, 1, struct.pack("<H", 3)),
+        (277, 3, 1, struct.pack("<H", samples_per_pixel)),
         (278, 4, 1, struct.pack("<I", height)),
         (279, 4, 1, struct.pack("<I", len(strip))),
         *extra_tags,
@@ -508,6 +508,12 @@ def tiff_pillow_warns(size=(64, 48), colour=(200, 30, 40)) -> bytes:
     """A raw TIFF with a tag whose data lies past the end of the file: Pillow's reader warns (a Python UserWarning),
     skips the tag and decodes the image all the same."""
     return rgb_tiff(size, colour, deflate=False, extra_tags=[(65001, 1, 64, struct.pack("<I", 0x00FFFFF0))])
+
+
+def tiff_pillow_logs_an_error() -> bytes:
+    """A TIFF claiming 65535 samples per pixel: Pillow's reader logs an error through `logging` (printed bare on
+    stderr by Python's last-resort handler when nothing is configured) and refuses the file."""
+    return rgb_tiff(deflate=False, samples_per_pixel=65535)
 
 
 # ---------------------------------------------------------------------------

@@ -58,7 +58,7 @@ from image_pipeline.errors import ImageRejected
 from image_pipeline.imaging import make_variants
 from image_pipeline.imaging.decoder_warnings import collecting
 from image_pipeline.options import ImagingOptions
-from tests.imaging_fixtures import encode, solid, tiff_libtiff_complains, tiff_pillow_warns
+from tests.imaging_fixtures import encode, solid, tiff_libtiff_complains, tiff_pillow_logs_an_error, tiff_pillow_warns
 
 options = ImagingOptions()
 libtiff, pillow, clean = tiff_libtiff_complains(), tiff_pillow_warns(), encode(solid((1, 2, 3), (64, 48)), "PNG")
@@ -84,6 +84,12 @@ for thread in threads: thread.join()
 out["parallel"] = parallel
 
 try:
+    make_variants(tiff_pillow_logs_an_error(), options)
+    out["logged"] = "made"
+except ImageRejected as rejection:
+    out["logged"] = rejection.code.value
+
+try:
     with collecting():
         warnings.warn("a canvas past the backstop", Image.DecompressionBombWarning)
     out["bomb"] = "passed"
@@ -93,6 +99,10 @@ except ImageRejected as rejection:
 sys.stderr.write("--- outside a core call ---\n")
 warnings.warn("OUTSIDEWARNING", UserWarning)
 Image.open(io.BytesIO(libtiff)).load()
+try:
+    Image.open(io.BytesIO(tiff_pillow_logs_an_error()))
+except Exception:
+    pass
 sys.stderr.flush()
 print(json.dumps(out))
 """
@@ -132,7 +142,12 @@ def test_no_raw_decoder_output_during_core_calls(report):
     _, during, _ = report
     assert "TIFFFetchNormalTag" not in during
     assert "Truncated File Read" not in during
+    assert "More samples per pixel" not in during
     assert during.strip() == ""
+
+
+def test_a_file_pillow_logs_an_error_for_is_rejected_without_a_line(report):
+    assert report[0]["logged"] == RejectionCode.CORRUPT_IMAGE.value
 
 
 def test_a_decompression_bomb_warning_during_a_call_is_too_large(report):
@@ -143,3 +158,4 @@ def test_outside_a_core_call_warnings_go_where_they_went_before(report):
     _, _, outside = report
     assert "OUTSIDEWARNING" in outside
     assert "TIFFFetchNormalTag" in outside  # libtiff's own handler still prints for code that is not the core
+    assert "More samples per pixel" in outside  # and Pillow's log records reach Python's own handling

@@ -1,15 +1,17 @@
 """Decoder warnings as facts about one image, never as lines on stderr and never through process-wide state per call.
 
-Installed once, at import: one `warnings.showwarning` hook and one libtiff error handler. Each hands what it gets
-while a core call is running to that call's collector, found through a context variable (the call's encode threads
-run in a copy of its context); outside a core call everything goes where it went before. The filters are set once
-too, so that the default "once per location" rule does not hide a warning from the second image that raises it.
+Installed once, at import: one `warnings.showwarning` hook, one libtiff error handler and one handler on Pillow's and
+pyvips' loggers (Pillow logs some damaged TIFFs as errors, which Python would print bare on stderr). Each hands what
+it gets while a core call is running to that call's collector, found through a context variable (the call's encode
+threads run in a copy of its context); outside a core call everything goes where it went before. The filters are set
+once too, so that the default "once per location" rule does not hide a warning from the second image that raises it.
 """
 
 from __future__ import annotations
 
 import contextvars
 import ctypes
+import logging
 import threading
 import warnings
 from collections.abc import Iterator
@@ -131,5 +133,26 @@ def _install_libtiff_handler() -> _LibtiffErrors | None:
         return None  # Pillow without libtiff, or no C library to format with: libtiff keeps printing
 
 
+class _LibraryLog(logging.Handler):
+    """Warnings and errors logged by the imaging libraries: into the current call's collector, else to the root logger
+    (its handlers, or Python's last-resort stderr handler when it has none), where they went before."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        collector = _current.get()
+        if collector is None:
+            logging.getLogger().handle(record)
+        else:
+            collector.add(f"{record.name}: {record.getMessage()}")
+
+
+def _install_library_log_handler() -> None:
+    handler = _LibraryLog(logging.WARNING)
+    for name in ("PIL", "pyvips"):
+        library = logging.getLogger(name)
+        library.addHandler(handler)
+        library.propagate = False  # the handler passes on what is not a core call's
+
+
 _install_showwarning_hook()
 _libtiff_errors = _install_libtiff_handler()
+_install_library_log_handler()
