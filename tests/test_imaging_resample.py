@@ -65,11 +65,13 @@ def test_transparent_pixels_lend_no_colour():
             assert green == 0 and red > 200, (x, result.getpixel((x, 5)))
 
 
-def test_same_size_is_the_image_itself_and_larger_is_refused():
+def test_same_size_is_the_image_itself_and_larger_or_other_modes_are_refused():
     image = noise((40, 30))
     assert downscale(image, (40, 30)) is image
     with pytest.raises(ValueError, match="larger"):
         downscale(image, (41, 30))
+    with pytest.raises(ValueError, match="mode P"):
+        downscale(image.convert("P"), (20, 15))
 
 
 def test_libvips_reads_no_file_formats():

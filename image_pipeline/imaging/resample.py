@@ -29,6 +29,8 @@ def downscale(image: Image.Image, size: Size) -> Image.Image:
     """`image` (L, RGB or RGBA) resized to `size`, which is nowhere larger than it; alpha is premultiplied while
     filtering, as Pillow does, so that transparent pixels lend no colour to their neighbours.
     """
+    if image.mode not in ("L", "RGB", "RGBA"):
+        raise ValueError(f"downscale: mode {image.mode} is not L, RGB or RGBA")
     if size[0] > image.width or size[1] > image.height:
         raise ValueError(f"downscale: {size} is larger than the image's {image.size}")
     if image.size == size:
