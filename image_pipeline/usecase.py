@@ -323,8 +323,8 @@ def recorded_status(document: Mapping[str, Any], route: Route) -> Any:
     return status
 
 
-def field_value(document: Mapping[str, Any], path: str) -> Any:
-    """A nested field by dotted path, or None when any part is missing."""
+def field_value(document: Mapping[str, Any] | None, path: str) -> Any:
+    """A nested field by dotted path, or None when the document or any part is missing."""
     value: Any = document
     for part in path.split("."):
         if not isinstance(value, Mapping):

@@ -27,6 +27,7 @@ from image_pipeline.batch.retry import retrying
 from image_pipeline.logs import log
 from image_pipeline.ports import DocumentStore, ObjectStore
 from image_pipeline.routes import STEM, Route, Template
+from image_pipeline.usecase import field_value
 
 # What follows the stem in `{stem}-{generation}-{variant}.{ext}`; a stem may itself hold `-digits-`, so every split
 # that fits is a candidate.
@@ -253,21 +254,11 @@ class Prune:
             if len(self._manifests) >= _CACHE_SIZE:
                 self._manifests.clear()
             document = self._retrying(path, lambda: self.documents.get(path))
-            self._manifests[key] = referenced_paths(_field(document, route.field))
+            self._manifests[key] = referenced_paths(field_value(document, route.field))
         return self._manifests[key]
 
     def _retrying(self, name: str, call: Callable[[], Any]) -> Any:
         return retrying(call, name, self.attempts, self.backoff_s, self.stop)
-
-
-def _field(document: Mapping[str, Any] | None, path: str) -> Any:
-    """The value at a dotted field path, None if any part is missing."""
-    value: Any = document
-    for part in path.split("."):
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(part)
-    return value
 
 
 def _text(value: Any) -> str | None:
