@@ -221,6 +221,7 @@ def report_quality(quality_script: Path, out: Path, sides: tuple[str, ...]) -> N
 
 def work(args: argparse.Namespace) -> None:
     """Worker side: make every photo's three AVIF variants `-n` times; save the first pass's when asked."""
+    sys.path.insert(0, str(REPO))  # the core's downscale, imported by `variants`
     datas = [(path.stem, path.read_bytes()) for path in args.files]
     kwargs = encoder_kwargs(args)
     if args.save:
@@ -233,10 +234,9 @@ def work(args: argparse.Namespace) -> None:
 
 
 def variants(data: bytes, kwargs: dict) -> list[tuple[int, bytes]]:
-    """The core's resize steps: draft decode, to sRGB, Lanczos cascade from the next larger size, orient, encode."""
+    """The core's resize steps: draft decode, to sRGB, its downscale from the next larger size, orient, encode."""
     from PIL import Image, ImageCms
 
-    sys.path.insert(0, str(REPO))
     from image_pipeline.imaging.resample import downscale
 
     transpose = Image.Transpose
