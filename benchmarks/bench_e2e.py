@@ -186,16 +186,16 @@ def timed(name, step):
     return result
 timed("import_main", lambda: __import__("main"))
 import main
-from image_pipeline import function
+from image_pipeline import bootstrap
 timed("import_imaging", lambda: __import__("image_pipeline.imaging"))
 timed("import_clients", lambda: [__import__(f"image_pipeline.gateway.{name}") for name in ("storage", "firestore")])
-dependencies = timed("create_clients", lambda: function.connect_dependencies(main.SETTINGS))
+dependencies = timed("create_clients", lambda: bootstrap.connect(main.SETTINGS))
 bucket, name, generation, document = sys.argv[1:5]
 for attempt in ("first", "second"):
     timed(f"firestore_rpc_{attempt}", lambda: dependencies.documents.get(document))
     data = timed(f"storage_download_{attempt}", lambda: dependencies.objects.download(bucket, name, int(generation)))
 for attempt in ("first", "second"):
-    timed(f"make_variants_{attempt}", lambda: dependencies.make_variants(data, main.SETTINGS.imaging))
+    timed(f"make_variants_{attempt}", lambda: dependencies.make_variants(data, main.SETTINGS.routes[0].imaging))
 print(json.dumps(timings))
 """
 

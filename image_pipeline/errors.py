@@ -56,3 +56,20 @@ class ModelUnusable(PipelineError):
 
 class ConfigurationError(PipelineError):
     """A setting is missing or malformed; raised once at start-up with a message naming it."""
+
+
+class RouteError(ConfigurationError):
+    """A route that cannot be used; the message names the file, the route and the key.
+
+    `key` is the route key at fault (e.g. "variants.thumb", "output") and `problem` the message without its place,
+    so that the built-in route can name the environment variable that spelled the key instead.
+    """
+
+    def __init__(self, message: str, key: str | None = None, problem: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+        self.problem = problem or message
+
+
+class UsageError(PipelineError):
+    """A command cannot run as asked (a bad flag or path, a local service that cannot start): one line, exit 2."""

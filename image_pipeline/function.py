@@ -11,18 +11,16 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 
+from image_pipeline.bootstrap import connect
 from image_pipeline.errors import TransientError
 from image_pipeline.logs import log
-from image_pipeline.models import LoadedCutout, ModelCache, available_cpus, read_model
-from image_pipeline.objects import Skip, classify
-from image_pipeline.options import CutoutSpec, ImagingOptions, Variant
+from image_pipeline.options import Variant
 from image_pipeline.ports import Outcome
-from image_pipeline.results import ProcessedImage
-from image_pipeline.settings import SOURCE_ROOT, Settings
-from image_pipeline.usecase import Cutouts, Dependencies, Trace, handle_upload
+from image_pipeline.settings import Settings
+from image_pipeline.uploads import Skip, classify
+from image_pipeline.usecase import Dependencies, Trace, handle_upload
 
 LOGGER = logging.getLogger("image_pipeline.function")
 # The warm-up image's height: enough to run every decoder and encoder once, too small to cost anything.
@@ -37,48 +35,6 @@ _SEVERITY = {
     Outcome.NOT_OWNER: logging.WARNING,
     Outcome.DOCUMENT_MISSING: logging.WARNING,
 }
-
-
-def make_variants_lazily(data: bytes, options: ImagingOptions) -> ProcessedImage:
-    """Run the imaging core, imported on first use so that skipped events never load Pillow."""
-    from image_pipeline.imaging import make_variants
-
-    return make_variants(data, options)
-
-
-def make_cutout_variants_lazily(
-    data: bytes, options: ImagingOptions, cutout: LoadedCutout, on_content_done: Callable[[], None]
-) -> ProcessedImage:
-    """Run the imaging core with the route's cutout step."""
-    from image_pipeline.imaging import make_variants
-    from image_pipeline.imaging.cutout import cutout_step
-
-    steps = (cutout_step(cutout.matting, cutout.spec.trim),)
-    return make_variants(data, options, content_steps=steps, on_content_done=on_content_done)
-
-
-def load_matting_lazily(model: bytes, spec: CutoutSpec, threads: int) -> Any:
-    """Verify and load a model; numpy and onnxruntime are imported here, by the first event of a cutout route."""
-    from image_pipeline.imaging.cutout import load_matting
-
-    return load_matting(model, spec, threads)
-
-
-def connect_dependencies(settings: Settings) -> Dependencies:
-    """Real adapters: Cloud Storage and Firestore clients, created once per instance (and its model cache)."""
-    from image_pipeline.gateway import firestore, storage
-
-    objects = storage.connect(settings.client_timeout_s, settings.client_retry_s)
-    models = ModelCache(
-        lambda spec, bucket: read_model(spec, bucket, objects, SOURCE_ROOT), load_matting_lazily, available_cpus()
-    )
-    return Dependencies(
-        objects=objects,
-        documents=firestore.connect(settings.client_timeout_s, settings.client_retry_s),
-        make_variants=make_variants_lazily,
-        now=lambda: datetime.now(UTC),
-        cutouts=Cutouts(models.get, make_cutout_variants_lazily),
-    )
 
 
 def warm_up_dependencies(settings: Settings, dependencies: Dependencies, upload_started: threading.Event) -> None:
@@ -113,7 +69,7 @@ class Function:
     def __init__(
         self,
         settings: Settings,
-        connect: Callable[[Settings], Dependencies] = connect_dependencies,
+        connect: Callable[[Settings], Dependencies] = connect,
         warm_up: Callable[[Settings, Dependencies, threading.Event], None] = warm_up_dependencies,
     ) -> None:
         self._settings = settings
@@ -156,12 +112,12 @@ class Function:
 
     def _handle(self, event_id: str, event_time: str | None, data: Any, trace: Trace) -> tuple[Outcome, str | None]:
         """Skip what is not a source upload; otherwise run the use case on the real adapters."""
-        upload = classify(event_id, event_time, data, self._settings)
+        upload = classify(event_id, event_time, data, self._settings.routes)
         if isinstance(upload, Skip):
             return Outcome.SKIPPED, upload.reason
         trace.route = upload.route.name
         self._upload_started.set()
-        return handle_upload(upload, self._settings, self._connected(), trace), None
+        return handle_upload(upload, self._settings.policy, self._connected(), trace), None
 
     def _connected(self) -> Dependencies:
         """The adapters, created by the first event that needs them."""

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from enum import Enum
 from types import MappingProxyType
 
-from image_pipeline.errors import ConfigurationError
-from image_pipeline.models import ModelObject, model_location
+from image_pipeline.errors import RouteError
+from image_pipeline.model_files import ModelObject, model_location
 from image_pipeline.options import CutoutSpec, ImagingOptions
 
 # fullmatch, not match with `$`: `$` also matches before a trailing newline ("user\n" would pass).
@@ -184,6 +184,10 @@ class Route:
         segments = self.document.text.split("/")
         if len(segments) % 2 or any(not segment for segment in segments):
             raise ValueError("document: a document path has an even number of non-empty segments (collection/id)")
+        for segment in segments:
+            literal = _PLACEHOLDER.sub("", segment)
+            if segment in (".", "..") or (literal and not _LITERAL_SEGMENT.fullmatch(literal)):
+                raise ValueError(f"document: segment {segment!r} must be A-Z a-z 0-9 _ . - and placeholders")
         if not self.output.text.endswith("/") or self.output.text.startswith("/") or "//" in self.output.text:
             raise ValueError("output: a folder like 'thumbs/{uid}/' (ending in '/', no empty segment)")
         for folder in self.output.text[:-1].split("/"):
@@ -203,6 +207,13 @@ class Route:
     def values(self, captures: Mapping[str, str], file_name: str) -> dict[str, str]:
         """The captures plus {stem}: everything a template of this route may name."""
         return {**captures, STEM: clean_stem(file_name)}
+
+    def output_path(self, values: Mapping[str, str], generation: int, variant: str, extension: str) -> str:
+        """The name of one output: `{output}{stem}-{generation}-{variant}.{ext}`.
+
+        Deterministic, so that a retry of a generation writes (and finds) the same objects.
+        """
+        return self.output.render(values) + output_file_name(values[STEM], generation, variant, extension)
 
     def outputs_could_match(self, other: Route) -> bool:
         """Whether an object this route writes could fit `other`'s match pattern (a loop)."""
@@ -240,20 +251,25 @@ def output_file_name(stem: str, generation: int, variant: str, extension: str) -
 def check_table(routes: tuple[Route, ...]) -> None:
     """Refuse a table with repeated names, or where an output of any route could be taken as a source (a loop)."""
     if not routes:
-        raise ConfigurationError("no routes: a routes file needs at least one [[route]]")
+        raise RouteError("no routes: a routes file needs at least one [[route]]")
     names = [route.name for route in routes]
     for name in names:
         if names.count(name) > 1:
-            raise ConfigurationError(f"route {name!r}: name: used by more than one route")
+            raise _route_error(name, "name", "used by more than one route")
     for route in routes:
         check_model_location(route, routes)
     for writer in routes:
         for reader in routes:
             if writer.outputs_could_match(reader):
-                raise ConfigurationError(
-                    f"route {writer.name!r}: output {writer.output.text!r} could match route {reader.name!r}'s "
-                    f"match {reader.match.text!r}: its outputs would trigger the function again"
+                problem = (
+                    f"{writer.output.text!r} could match route {reader.name!r}'s match {reader.match.text!r}: "
+                    "its outputs would trigger the function again"
                 )
+                raise _route_error(writer.name, "output", problem)
+
+
+def _route_error(route: str, key: str, problem: str) -> RouteError:
+    return RouteError(f"route {route!r}: {key}: {problem}", key, problem)
 
 
 def check_model_location(route: Route, routes: tuple[Route, ...]) -> None:
@@ -266,7 +282,7 @@ def check_model_location(route: Route, routes: tuple[Route, ...]) -> None:
     try:
         location = model_location(route.cutout.uri)
     except ValueError as error:
-        raise ConfigurationError(f"route {route.name!r}: cutout.uri: {error}") from None
+        raise _route_error(route.name, "cutout.uri", str(error)) from None
     if not isinstance(location, ModelObject):
         return
     folder = location.name.rsplit("/", 1)[0] + "/" if "/" in location.name else ""
@@ -277,7 +293,5 @@ def check_model_location(route: Route, routes: tuple[Route, ...]) -> None:
             where = f"is in route {other.name!r}'s output folder {other.output.text!r} (a prune could delete it)"
         else:
             continue
-        raise ConfigurationError(
-            f"route {route.name!r}: cutout.uri: the model object {location.name!r} {where}: "
-            "put it in a folder of its own, such as models/"
-        )
+        problem = f"the model object {location.name!r} {where}: put it in a folder of its own, such as models/"
+        raise _route_error(route.name, "cutout.uri", problem)

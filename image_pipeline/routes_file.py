@@ -10,8 +10,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from image_pipeline.errors import ConfigurationError
-from image_pipeline.models import model_location
+from image_pipeline.errors import RouteError
+from image_pipeline.model_files import model_location
 from image_pipeline.options import CutoutFamily, CutoutSpec, Encoding, Fit, ImagingOptions, OutputFormat, Variant
 from image_pipeline.routes import (
     DEFAULT_CACHE_CONTROL,
@@ -39,10 +39,6 @@ _REQUIRED = ("name", "match", "document", "field", "output", "variants")
 _CUTOUT_KEYS = ("family", "uri", "sha256", "trim")
 
 
-class RouteError(ConfigurationError):
-    """A routes file that cannot be used; the message names the file, the route and the key."""
-
-
 def load_routes(path: Path, limits: ImagingOptions) -> tuple[Route, ...]:
     """Read and validate the routes file at `path`; `limits` gives the size limits every route shares."""
     try:
@@ -66,8 +62,8 @@ def parse_routes(document: Mapping[str, Any], limits: ImagingOptions, source: st
     routes = tuple(_parse_route(table, index, limits, source) for index, table in enumerate(tables))
     try:
         check_table(routes)
-    except ConfigurationError as error:
-        raise RouteError(f"{source}: {error}") from None
+    except RouteError as error:
+        raise RouteError(f"{source}: {error}", error.key, error.problem) from None
     return routes
 
 
@@ -76,10 +72,10 @@ def _parse_route(table: Mapping[str, Any], index: int, limits: ImagingOptions, s
     reader = _Reader(table, label)
     unknown = sorted(set(table) - _KEYS)
     if unknown:
-        raise RouteError(f"{label}: unknown key {unknown[0]!r} (known: {', '.join(sorted(_KEYS))})")
+        raise RouteError(f"{label}: unknown key {unknown[0]!r} (known: {', '.join(sorted(_KEYS))})", unknown[0])
     for key in _REQUIRED:
         if key not in table:
-            raise RouteError(f"{label}: missing key {key!r}")
+            raise RouteError(f"{label}: missing key {key!r}", key)
     encodings = reader.encodings()
     imaging = replace(
         limits,
@@ -105,7 +101,9 @@ def _parse_route(table: Mapping[str, Any], index: int, limits: ImagingOptions, s
             cutout=reader.cutout(),
         )
     except ValueError as error:
-        raise RouteError(f"{label}: {error}") from None
+        # Route's own checks say "key: problem".
+        key, _, problem = str(error).partition(": ")
+        raise RouteError(f"{label}: {error}", key, problem) from None
 
 
 class _Reader:
@@ -116,7 +114,7 @@ class _Reader:
         self._label = label
 
     def fail(self, key: str, problem: str) -> RouteError:
-        return RouteError(f"{self._label}: {key}: {problem}")
+        return RouteError(f"{self._label}: {key}: {problem}", key, problem)
 
     def text(self, key: str, shape: re.Pattern[str] | None = None, described: str = "") -> str:
         value = self._table.get(key)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from image_pipeline.errors import ImageRejected, ModelUnusable, RejectionCode, TransientError
-from image_pipeline.models import LoadedCutout
+from image_pipeline.model_files import LoadedCutout
 from image_pipeline.options import CutoutSpec, ImagingOptions
 from image_pipeline.ports import Decide, Decision, ServerTime
 from image_pipeline.results import (

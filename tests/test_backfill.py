@@ -382,10 +382,10 @@ def test_cli_force_on_emulators_rerecords_and_reuses_the_variants(seeded, capsys
 
 
 def test_a_storage_fault_on_one_object_on_emulators_is_retried(seeded) -> None:
-    from image_pipeline.function import connect_dependencies
+    from image_pipeline.bootstrap import connect
 
     settings = Settings.from_env()
-    real = connect_dependencies(settings)
+    real = connect(settings)
 
     class Flaky:
         """The real adapter, with two injected failures downloading char-2's upload."""

@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from image_pipeline import models
+from image_pipeline import cpus
+from image_pipeline.cpus import available_cpus
 from image_pipeline.errors import ConfigurationError, ModelUnusable, TransientError
-from image_pipeline.models import ModelCache, ModelObject, available_cpus, model_location, read_model
+from image_pipeline.model_files import ModelCache, ModelObject, model_location, read_model
 from image_pipeline.options import CutoutFamily, CutoutSpec, ImagingOptions
 from image_pipeline.routes_file import RouteError, parse_routes
 from image_pipeline.settings import Settings
@@ -305,7 +306,7 @@ def test_concurrent_first_events_load_the_model_once() -> None:
 )
 def test_threads_follow_the_cgroup_quota(cpu_max: str, expected: int, tmp_path: Path, monkeypatch) -> None:
     (tmp_path / "cpu.max").write_text(cpu_max)
-    monkeypatch.setattr(models, "_CPU_MAX", tmp_path / "cpu.max")
+    monkeypatch.setattr(cpus, "_CPU_MAX", tmp_path / "cpu.max")
 
     assert available_cpus() == expected
 
@@ -316,7 +317,7 @@ def test_without_a_quota_threads_follow_the_cpus_the_process_may_use(
 ) -> None:
     if cpu_max is not None:
         (tmp_path / "cpu.max").write_text(cpu_max)
-    monkeypatch.setattr(models, "_CPU_MAX", tmp_path / "cpu.max")
-    monkeypatch.setattr(models.os, "sched_getaffinity", lambda pid: {0, 1, 2})
+    monkeypatch.setattr(cpus, "_CPU_MAX", tmp_path / "cpu.max")
+    monkeypatch.setattr(cpus.os, "sched_getaffinity", lambda pid: {0, 1, 2})
 
     assert available_cpus() == 3

@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from image_pipeline.function import Function
-from image_pipeline.objects import Skip, Upload, classify, download_url, output_path
 from image_pipeline.settings import Settings
+from image_pipeline.uploads import Skip, Upload, classify, download_url, output_path
 from image_pipeline.usecase import Outcome
 
 SETTINGS = Settings()

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from image_pipeline.objects import Skip, Upload, classify, download_url, output_path
 from image_pipeline.settings import Settings, UrlMode
+from image_pipeline.uploads import Skip, Upload, classify, download_url, output_path
 
 SETTINGS = Settings()
 

@@ -15,7 +15,6 @@ from hypothesis import HealthCheck, event, find, given, settings
 from hypothesis import strategies as st
 
 from image_pipeline.errors import ConfigurationError
-from image_pipeline.objects import Skip, Upload, classify
 from image_pipeline.options import ImagingOptions, OutputFormat, Variant
 from image_pipeline.routes import (
     CAPTURE_VALUE,
@@ -28,6 +27,7 @@ from image_pipeline.routes import (
     output_file_name,
 )
 from image_pipeline.settings import Settings
+from image_pipeline.uploads import Skip, Upload, classify
 
 # Literal segments a match may use; the ones without a dot are also capture values, stems and variant-free folders.
 LITERALS = ("a", "b", "raw", "out", "x-1", "u_2", "a.b", "v.1")

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from image_pipeline.errors import DocumentNotYetCreated, TransientError
-from image_pipeline.objects import Upload, classify
 from image_pipeline.ports import Outcome
 from image_pipeline.settings import DeleteOriginal, Settings
+from image_pipeline.uploads import Upload, classify
 from image_pipeline.usecase import Dependencies, Trace, handle_upload
 from tests.fakes import COMMIT_TIME, NOT_AN_IMAGE, MemoryDocuments, MemoryObjects, fake_make_variants
 

@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 
 from image_pipeline.errors import ModelUnusable
-from image_pipeline.models import LoadedCutout
-from image_pipeline.objects import Upload, classify
+from image_pipeline.model_files import LoadedCutout
 from image_pipeline.options import ImagingOptions
 from image_pipeline.ports import Decide, Decision, Outcome
 from image_pipeline.results import ProcessedImage
 from image_pipeline.routes_file import parse_routes
 from image_pipeline.settings import Settings
+from image_pipeline.uploads import Upload, classify
 from image_pipeline.usecase import Cutouts, Dependencies, Trace, handle_upload
 from tests.fakes import (
     FAKE_COVERAGE,

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from image_pipeline.objects import Upload, classify
 from image_pipeline.options import ImagingOptions
 from image_pipeline.ports import Outcome
 from image_pipeline.results import ProcessedImage, RenderedVariant
 from image_pipeline.routes_file import load_routes
 from image_pipeline.settings import Settings
+from image_pipeline.uploads import Upload, classify
 from image_pipeline.usecase import Dependencies, Trace, handle_upload
 from tests.fakes import MemoryDocuments, MemoryObjects, fake_make_variants
 

@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from image_pipeline import manifest
 from image_pipeline.batch import LOGGER
 from image_pipeline.batch.plan import listing_prefixes
 from image_pipeline.batch.retry import retrying
 from image_pipeline.logs import log
 from image_pipeline.ports import DocumentStore, ObjectStore
 from image_pipeline.routes import STEM, Route, Template
-from image_pipeline.usecase import field_value
 
 # What follows the stem in `{stem}-{generation}-{variant}.{ext}`; a stem may itself hold `-digits-`, so every split
 # that fits is a candidate.
@@ -44,19 +44,6 @@ class Orphan:
 
     name: str
     generation: str
-
-
-def referenced_paths(manifest: Any) -> set[str]:
-    """The object paths a manifest names: each variant's `path` and each of its formats' `path`."""
-    if not isinstance(manifest, Mapping) or not isinstance(manifest.get("variants"), Mapping):
-        return set()
-    entries: list[Any] = []
-    for variant in manifest["variants"].values():
-        if isinstance(variant, Mapping):
-            entries.append(variant)
-            formats = variant.get("formats")
-            entries.extend(formats.values() if isinstance(formats, Mapping) else ())
-    return {entry["path"] for entry in entries if isinstance(entry, Mapping) and isinstance(entry.get("path"), str)}
 
 
 def orphan_of(
@@ -169,8 +156,10 @@ class Prune:
         self.objects, self.documents = objects, documents
         self.now, self.min_age_s, self.delete = now, min_age_s, delete
         self.attempts, self.backoff_s = attempts, backoff_s
-        self.stop = threading.Event()  # never set here: retries wait on it like the backfill's
-        self._manifests: dict[tuple[str, str], set[str]] = {}
+        # Retries wait on it, so that a caller running the prune in a thread can cut their backoff short by setting it;
+        # the CLI never does: SIGTERM and Ctrl-C reach its main thread as KeyboardInterrupt, inside the wait.
+        self.stop = threading.Event()
+        self._manifests: dict[tuple[str, str], frozenset[str]] = {}
 
     def run(self, observe: Callable[[PruneReport], None] = lambda report: None) -> dict[str, Any]:
         """Examine every object under the output folders, deleting orphans unless a dry run; return the summary."""
@@ -247,14 +236,14 @@ class Prune:
                 referenced |= self._referenced(folder.route, path)
         return referenced
 
-    def _referenced(self, route: Route, path: str) -> set[str]:
+    def _referenced(self, route: Route, path: str) -> frozenset[str]:
         """The paths the route's manifest in that document names (cached: a folder's objects share documents)."""
         key = (path, route.field)
         if key not in self._manifests:
             if len(self._manifests) >= _CACHE_SIZE:
                 self._manifests.clear()
             document = self._retrying(path, lambda: self.documents.get(path))
-            self._manifests[key] = referenced_paths(field_value(document, route.field))
+            self._manifests[key] = manifest.read(document, route).paths
         return self._manifests[key]
 
     def _retrying(self, name: str, call: Callable[[], Any]) -> Any:

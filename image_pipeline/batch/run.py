@@ -17,9 +17,10 @@ from image_pipeline.batch.plan import Budget, Plan, owned
 from image_pipeline.batch.retry import retrying
 from image_pipeline.errors import DocumentNotYetCreated
 from image_pipeline.logs import log
-from image_pipeline.objects import Skip, Upload, classify
+from image_pipeline.policy import Policy
 from image_pipeline.ports import Outcome
-from image_pipeline.settings import Settings
+from image_pipeline.routes import Route
+from image_pipeline.uploads import Skip, Upload, classify
 from image_pipeline.usecase import Dependencies, Trace, guard, handle_upload
 
 T = TypeVar("T")
@@ -108,10 +109,16 @@ class Backfill:
     """One run: streams the listing into a bounded thread pool and tallies what happens to each object."""
 
     def __init__(
-        self, plan: Plan, settings: Settings, deps: Dependencies, observe: Callable[[Report, Tally], None] | None = None
+        self,
+        plan: Plan,
+        routes: tuple[Route, ...],
+        policy: Policy,
+        deps: Dependencies,
+        observe: Callable[[Report, Tally], None] | None = None,
     ) -> None:
         self.plan = plan
-        self.settings = settings
+        self.routes = routes
+        self.policy = policy
         self.deps = deps
         self.tally = Tally()
         self.stop = threading.Event()
@@ -228,7 +235,7 @@ class Backfill:
         if self.plan.dry_run:
             return Action.WOULD_PROCESS, None
         outcome = self._retrying(
-            upload, lambda: handle_upload(upload, self.settings, self.deps, trace, reprocess=self.plan.force)
+            upload, lambda: handle_upload(upload, self.policy, self.deps, trace, reprocess=self.plan.force)
         )
         return Action.PROCESSED, outcome
 
@@ -244,7 +251,7 @@ class Backfill:
         recording 'retries_exhausted' for an old object, exactly as for a fresh delivery.
         """
         event_id = f"backfill:{resource.get('name')}#{resource.get('generation')}"
-        return classify(event_id, self.deps.now().isoformat(), resource, self.settings)
+        return classify(event_id, self.deps.now().isoformat(), resource, self.routes)
 
     def _retrying(self, upload: Upload, call: Callable[[], T]) -> T:
         """Call under the retry policy; a stop ends the waiting."""

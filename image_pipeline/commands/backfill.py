@@ -12,13 +12,11 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from image_pipeline.errors import UsageError
+
 PROG = "python -m image_pipeline backfill"
 INTERRUPTED = 130
 MAX_CONCURRENCY = 64
-
-
-class UsageError(Exception):
-    """A bad flag or environment variable; exit 2 with the message."""
 
 
 def add_parser(subparsers: Any) -> None:
@@ -82,22 +80,17 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the backfill and print its summary; the exit code says whether everything listed is done."""
     from image_pipeline import logs
-    from image_pipeline.errors import ConfigurationError
     from image_pipeline.settings import Settings
 
-    try:
-        settings = Settings.from_env()
-        plan = make_plan(args, settings, os.environ)
-    except (ConfigurationError, UsageError) as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return 2
+    settings = Settings.from_env()
+    plan = make_plan(args, settings, os.environ)
     logs.configure(stream=sys.stderr, level=settings.log_level.value)
     if args.prune or args.yes:
         return prune(args, plan, settings)
 
     from image_pipeline.batch.run import Backfill
+    from image_pipeline.bootstrap import connect
     from image_pipeline.commands.progress import Progress
-    from image_pipeline.function import connect_dependencies
 
     interactive = sys.stderr.isatty()
     progress = Progress(sys.stderr, interactive, 0.2 if interactive else args.progress_interval, plan.limit)
@@ -111,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
                 print(json.dumps({"would_process": report.name, "generation": report.generation}), flush=True)
         progress.update(tally)
 
-    backfill = Backfill(plan, settings, connect_dependencies(settings), observe)
+    backfill = Backfill(plan, settings.routes, settings.policy, connect(settings), observe)
     with sigterm_as_interrupt():
         summary = backfill.run()
     progress.update(backfill.tally, final=True)
@@ -123,13 +116,12 @@ def run(args: argparse.Namespace) -> int:
 def prune(args: argparse.Namespace, plan: Any, settings: Any) -> int:
     """List (with --yes, delete) the output objects no manifest references: one JSON line each, then a summary."""
     from image_pipeline.batch.prune import Prune
-    from image_pipeline.function import connect_dependencies
+    from image_pipeline.bootstrap import connect
 
     if not args.prune:
-        print(f"{PROG}: error: --yes only confirms --prune", file=sys.stderr)
-        return 2
+        raise UsageError("--yes only confirms --prune")
     routes = tuple(route for route in settings.routes if not plan.routes or route.name in plan.routes)
-    deps = connect_dependencies(settings)
+    deps = connect(settings)
     pruning = Prune(
         plan.bucket, routes, settings.routes, deps.objects, deps.documents, deps.now, args.prune_min_age_s, args.yes
     )

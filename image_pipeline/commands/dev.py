@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from image_pipeline.devtools.relay import Delivery
     from image_pipeline.devtools.stack import StackInfo
+    from image_pipeline.uploads import Upload
 
 EPILOG = """\
 Once everything answers, stdout gets exactly five lines (events, summaries and the function's logs go to stderr):
@@ -59,25 +60,14 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the stack until a signal; 2 when the settings are bad or a service cannot start."""
-    from image_pipeline.devtools import emulators
-    from image_pipeline.errors import ConfigurationError
     from image_pipeline.settings import Settings
 
-    try:
-        settings = Settings.from_env()
-        settings.routes  # noqa: B018 - a bad routes file is a bad setting: refuse it now, in one line
-    except ConfigurationError as error:
-        print(f"python -m image_pipeline dev: error: {error}", file=sys.stderr)
-        return 2
+    settings = Settings.from_env()
     _log_to_stderr()
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())
-    try:
-        return serve(args, settings, stopping)
-    except emulators.EmulatorError as error:
-        print(f"python -m image_pipeline dev: error: {error}", file=sys.stderr)
-        return 2
+    return serve(args, settings, stopping)
 
 
 def serve(args: argparse.Namespace, settings: Any, stopping: threading.Event) -> int:
@@ -160,36 +150,32 @@ class Reporter:
     """One summary line per delivered event, with the status the function left in the route's document."""
 
     def __init__(self, info: StackInfo) -> None:
+        from image_pipeline.bootstrap import connect
+
         self._info = info
-        self._documents: Any = None
+        self._documents = connect(info.settings).documents
 
     def report(self, delivery: Delivery) -> None:
         """Log the delivery and the document's status."""
-        from image_pipeline.objects import Upload, classify
+        from image_pipeline.uploads import Upload, classify
 
         event = delivery.event
         answer = "no answer" if delivery.status is None else str(delivery.status)
         tries = f"{delivery.attempts} attempt{'s' if delivery.attempts > 1 else ''}"
         head = f"{event.object_url} -> {answer} in {delivery.seconds:.2f} s ({tries})"
-        found = classify(event.id, None, dict(event.data), self._info.settings)
+        found = classify(event.id, None, dict(event.data), self._info.settings.routes)
         if not isinstance(found, Upload):
             _log.info("%s; skipped: %s", head, found.reason)
             return
         _log.info("%s; %s %s: %s", head, found.document, found.route.field, self._status(found))
 
-    def _status(self, upload: Any) -> str:
+    def _status(self, upload: Upload) -> str:
         """The manifest's status and error code, as the app would read them."""
-        from google.cloud import firestore
+        from image_pipeline import manifest
 
-        from image_pipeline.usecase import field_value
-
-        if self._documents is None:
-            self._documents = firestore.Client()
-        document = self._documents.document(upload.document).get().to_dict() or {}
-        manifest = field_value(document, upload.route.field) or {}
-        error = manifest.get("error") or {}
-        code = f" ({error.get('code')}: {error.get('message')})" if isinstance(error, dict) and error else ""
-        return f"{manifest.get('status', 'no manifest')}{code}"
+        recorded = manifest.read(self._documents.get(upload.document), upload.route)
+        code = f" ({recorded.error_code}: {recorded.error_message})" if recorded.error_code else ""
+        return f"{recorded.status or 'no manifest'}{code}"
 
 
 def start_page(info: StackInfo, port: int) -> ThreadingHTTPServer:

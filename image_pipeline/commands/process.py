@@ -7,14 +7,16 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from image_pipeline.imaging import ContentStep
     from image_pipeline.options import ImagingOptions
-    from image_pipeline.results import EncodedImage, RenderedVariant
+    from image_pipeline.results import EncodedImage, ProcessedImage, RenderedVariant
     from image_pipeline.routes import Route
+    from image_pipeline.usecase import Cutouts
 
 _log = logging.getLogger(__name__)
 
@@ -70,64 +72,38 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Process every input; exit 0 if all succeeded, 1 if any was rejected."""
-    from image_pipeline import logs
+    from image_pipeline import bootstrap, logs
     from image_pipeline.commands.routes import chosen_route
-    from image_pipeline.errors import ConfigurationError, ModelUnusable
+    from image_pipeline.errors import UsageError
     from image_pipeline.settings import Settings
 
     unusable = next((problem for problem in map(input_problem, args.inputs) if problem), None)
     if unusable is not None:
-        print(f"python -m image_pipeline process: error: {unusable}", file=sys.stderr)
-        return 2
-    try:
-        settings = Settings.from_env()
-        route = chosen_route(settings.routes, args.route)
-    except ConfigurationError as error:
-        print(f"python -m image_pipeline process: error: {error}", file=sys.stderr)
-        return 2
+        raise UsageError(unusable)
+    settings = Settings.from_env()
+    route = chosen_route(settings.routes, args.route)
     logs.configure(stream=sys.stderr, level=settings.log_level.value)
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        print(
-            f"python -m image_pipeline process: error: cannot use --out {args.out}: {error.strerror}", file=sys.stderr
-        )
-        return 2
-    try:
-        steps = content_steps(route)
-    except (ConfigurationError, ModelUnusable) as error:
-        print(f"python -m image_pipeline process: error: {error}", file=sys.stderr)
-        return 2
-    stems = output_stems([Path(path) for path in args.inputs])
+        raise UsageError(f"cannot use --out {args.out}: {error.strerror}") from None
+    make = route_maker(route, bootstrap.cutouts(objects=None))
+    paths = [Path(path) for path in args.inputs]
     results = [
-        process_file(Path(path), stem, args.out, route.imaging, steps)
-        for path, stem in zip(args.inputs, stems, strict=True)
+        process_file(path, stem, args.out, route.imaging, make)
+        for path, stem in zip(paths, output_stems(paths), strict=True)
     ]
     return 0 if all(result["ok"] for result in results) else 1
 
 
-def content_steps(route: Route) -> tuple[ContentStep, ...]:
-    """The route's cutout step, its model read from a local file (a gs:// model needs the function or a copy)."""
-    from image_pipeline.errors import ConfigurationError, ModelUnusable
-    from image_pipeline.models import ModelObject, available_cpus, model_location
-    from image_pipeline.settings import SOURCE_ROOT
+def route_maker(route: Route, cutouts: Cutouts) -> Callable[[bytes], ProcessedImage]:
+    """What the route makes of an image's bytes; a cutout route's model is loaded once, now (a bad one: exit 2)."""
+    from image_pipeline import bootstrap
 
     if route.cutout is None:
-        return ()
-    location = model_location(route.cutout.uri)
-    if isinstance(location, ModelObject):
-        raise ConfigurationError(
-            f"route {route.name!r}: its cutout model is {location}; process reads local model files only "
-            "(download it and point the route's cutout.uri, or CUTOUT_MODEL_URI, at the file)"
-        )
-    from image_pipeline.imaging.cutout import cutout_step, load_matting
-
-    path = location if location.is_absolute() else SOURCE_ROOT / location
-    try:
-        model = path.read_bytes()
-    except OSError as error:
-        raise ModelUnusable(f"cutout model {route.cutout.uri} ({route.cutout.label}): {error.strerror}") from None
-    return (cutout_step(load_matting(model, route.cutout, available_cpus()), route.cutout.trim),)
+        return partial(bootstrap.make_variants, options=route.imaging)
+    loaded = cutouts.load(route.cutout, "")
+    return lambda data: cutouts.make_variants(data, route.imaging, loaded, lambda: None)
 
 
 def input_problem(path: str) -> str | None:
@@ -154,18 +130,17 @@ def output_stems(paths: list[Path]) -> list[str]:
 
 
 def process_file(
-    path: Path, stem: str, out_dir: Path, imaging: ImagingOptions, steps: tuple[ContentStep, ...] = ()
+    path: Path, stem: str, out_dir: Path, imaging: ImagingOptions, make: Callable[[bytes], ProcessedImage]
 ) -> dict[str, Any]:
     """Process one file, write its variants as `<stem>_<variant>.<ext>`, print and return its JSON line."""
     from image_pipeline import logs
     from image_pipeline.errors import PermanentError
-    from image_pipeline.imaging import make_variants
 
     started = time.perf_counter()
     try:
         data = read_bounded(path, imaging.max_input_bytes)
         logs.log(_log, logging.DEBUG, f"read {path}", input=str(path), bytes=len(data))
-        processed = make_variants(data, imaging, content_steps=steps)
+        processed = make(data)
     except PermanentError as rejection:
         error = rejection.as_record()
         line = {"input": str(path), "ok": False, "error": error}

@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from image_pipeline.routes import Route
-    from image_pipeline.settings import Settings
 
 PROG = "python -m image_pipeline routes"
 _MISSING = {"wait": "waited for while the event is young, if missing", "create": "created if missing"}
@@ -58,13 +56,7 @@ def add_parser(subparsers: Any) -> None:
 
 def run_check(args: argparse.Namespace) -> int:
     """Print every route as understood; exit 2 with one line if the table is unusable."""
-    from image_pipeline.errors import ConfigurationError
-
-    try:
-        routes, origin = load(args.file)
-    except ConfigurationError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return 2
+    routes, origin = load(args.file)
     print(f"{len(routes)} route{'s' if len(routes) != 1 else ''} from {origin}, tried in this order:")
     for route in routes:
         print()
@@ -74,16 +66,11 @@ def run_check(args: argparse.Namespace) -> int:
 
 def run_explain(args: argparse.Namespace) -> int:
     """Say which route takes the path and what it would write; exit 0 either way (1 if no route takes it)."""
-    from image_pipeline.errors import ConfigurationError
-    from image_pipeline.objects import Upload, classify
+    from image_pipeline.uploads import Upload, classify
 
-    try:
-        routes, origin = load(args.routes_file)
-    except ConfigurationError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return 2
+    routes, origin = load(args.routes_file)
     resource = {"bucket": "bucket", "name": args.path, "generation": str(args.generation), "size": "1"}
-    found = classify("explain", None, resource, _with_routes(routes))
+    found = classify("explain", None, resource, routes)
     if not isinstance(found, Upload):
         print(f"{args.path!r}: no route takes it ({origin}); the function skips it without work.")
         for route in routes:
@@ -146,8 +133,6 @@ def describe(route: Route) -> list[str]:
 
 def explain_upload(upload: Any, routes: Sequence[Route], origin: str) -> list[str]:
     """What the function would do with one upload: its route, document, field and output names."""
-    from image_pipeline.objects import output_path
-
     route = upload.route
     later = [other.name for other in routes[routes.index(route) + 1 :] if other.match.match(upload.name) is not None]
     lines = [f"{upload.name!r}: route {route.name!r} takes it ({origin}; the first route whose match fits)"]
@@ -168,7 +153,7 @@ def explain_upload(upload: Any, routes: Sequence[Route], origin: str) -> list[st
     lines.append(f"  outputs for generation {upload.generation} (one bigger than a larger one is not written: sameAs):")
     for variant in route.imaging.variants:
         for encoding in route.imaging.encodings:
-            path = output_path(upload, variant.name, encoding.format.extension)
+            path = upload.output_path(variant.name, encoding.format.extension)
             lines.append(f"    {variant.name:<12}{encoding.format.value:<6}{path}")
     return lines
 
@@ -193,14 +178,6 @@ def mismatch(route: Route, name: str) -> str:
 def _looks_like_output(route: Route, name: str) -> bool:
     folder, _, file_name = name.rpartition("/")
     return bool(file_name) and route.output.as_pattern().fullmatch(folder + "/") is not None
-
-
-def _with_routes(routes: tuple[Route, ...]) -> Settings:
-    from dataclasses import replace
-
-    from image_pipeline.settings import Settings
-
-    return replace(Settings(), route_table=routes)
 
 
 def _pairs(values: Mapping[str, str]) -> str:

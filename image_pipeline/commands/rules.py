@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-PROG = "python -m image_pipeline rules"
 FIRESTORE_FILE = "firestore.rules"
 STORAGE_FILE = "storage.rules"
 
@@ -32,11 +31,11 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Render the chosen rules; exit 2 on a configuration or usage error."""
     from image_pipeline import rules
-    from image_pipeline.errors import ConfigurationError
+    from image_pipeline.errors import UsageError
     from image_pipeline.settings import Settings
 
+    routes = Settings.from_env().routes
     try:
-        routes = Settings.from_env().routes
         texts = {
             name: render(routes)
             for name, render, chosen in (
@@ -45,11 +44,11 @@ def run(args: argparse.Namespace) -> int:
             )
             if chosen
         }
-    except (ConfigurationError, ValueError) as error:
-        return _usage_error(str(error))
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     if args.out is None:
         if len(texts) > 1:
-            return _usage_error("choose --firestore or --storage to print one file, or --out DIR to write both")
+            raise UsageError("choose --firestore or --storage to print one file, or --out DIR to write both")
         sys.stdout.write(next(iter(texts.values())))
         return 0
     try:
@@ -57,10 +56,5 @@ def run(args: argparse.Namespace) -> int:
         for name, text in texts.items():
             (args.out / name).write_text(text, encoding="utf-8")
     except OSError as error:
-        return _usage_error(f"cannot use --out {args.out}: {error.strerror}")
+        raise UsageError(f"cannot use --out {args.out}: {error.strerror}") from None
     return 0
-
-
-def _usage_error(message: str) -> int:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    return 2

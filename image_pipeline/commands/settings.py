@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -63,16 +62,13 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the names, the table or the route sizes, or check the environment."""
-    from image_pipeline.errors import ConfigurationError
+    from image_pipeline.errors import UsageError
     from image_pipeline.settings import Settings
 
     if args.scope is not None and args.mode != "names":
-        return _usage_error("--route-level and --global go with --names")
+        raise UsageError("--route-level and --global go with --names")
     if args.mode in ("check", "route-sizes"):
-        try:
-            settings = Settings.from_env()
-        except ConfigurationError as error:
-            return _usage_error(str(error))
+        settings = Settings.from_env()
         if args.mode == "route-sizes":
             print("\n".join(route_size(route) for route in settings.routes))
         return 0
@@ -101,8 +97,3 @@ def markdown_table(variables: Iterable[Variable]) -> str:
         cells = (f"`{variable.name}`", default, variable.accepts, variable.help)
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     return "\n".join(lines)
-
-
-def _usage_error(message: str) -> int:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    return 2

@@ -24,12 +24,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
+from image_pipeline.errors import UsageError
+
 LOCALHOST = "127.0.0.1"
 DEFAULT_PROJECT = "demo-image-pipeline"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-class EmulatorError(RuntimeError):
+class EmulatorError(UsageError):
     """A local service could not be found or did not start; the message says what to install or check."""
 
 

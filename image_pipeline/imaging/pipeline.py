@@ -10,13 +10,13 @@ handed to the encode pool (every requested encoding of it) as soon as it exists.
 from __future__ import annotations
 
 import contextvars
-import os
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from PIL import Image
 
+from image_pipeline.cpus import available_cpus
 from image_pipeline.errors import ImageRejected, RejectionCode
 from image_pipeline.imaging.colour import to_resizable, to_srgb
 from image_pipeline.imaging.decode import (
@@ -232,7 +232,7 @@ class _Encoder:
     def __init__(self, options: ImagingOptions, tasks: int) -> None:
         self._options = options
         self._encodings = tuple(dict.fromkeys(options.encodings))
-        threads = options.encode_threads or max(1, min(tasks * len(self._encodings), _usable_cpus()))
+        threads = options.encode_threads or max(1, min(tasks * len(self._encodings), available_cpus()))
         self._pool = ThreadPoolExecutor(max_workers=threads)
         self._encoded: dict[tuple[Rendition, Encoding], Future[bytes]] = {}
 
@@ -260,14 +260,6 @@ class _Encoder:
             for encoding in self._options.encodings
         )
         return RenderedVariant(name, width, height, images)
-
-
-def _usable_cpus() -> int:
-    """The CPUs this process may run on: a process pinned to fewer than the machine has would only switch threads."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not every platform has affinity
-        return os.cpu_count() or 1
 
 
 def _encoded_image(encoding: Encoding, data: bytes) -> EncodedImage:

@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 from image_pipeline.devtools import emulators
-from image_pipeline.devtools.page import firestore_rest
+from image_pipeline.devtools.demo_upload import DemoUpload, demo_folder
 
 if TYPE_CHECKING:
     from image_pipeline.devtools.stack import StackInfo
+    from image_pipeline.ports import DocumentStore
     from image_pipeline.routes import Route
 
 _log = logging.getLogger(__name__)
@@ -71,43 +72,35 @@ class PageBackend:
         self.info = info
         self.deliver_events = deliver_events
         self.routes: dict[str, Route] = {route.name: route for route in info.settings.routes}
+        self._documents: DocumentStore | None = None
+        self._connecting = threading.Lock()
 
     def routes_json(self) -> dict[str, Any]:
         """The configured routes and where the page uploads for each (capture values as the demo's)."""
-        from image_pipeline.commands.demo import DEMO_VALUES
-
-        listed = []
-        for route in self.routes.values():
-            folders = [
-                segment if capture is None else DEMO_VALUES.get(capture, f"demo-{capture}")
-                for segment, capture in zip(route.match.segments[:-1], route.match.captures[:-1], strict=True)
-            ]
-            listed.append(
-                {
-                    "name": route.name,
-                    "match": route.match.text,
-                    "document": route.document.text,
-                    "field": route.field,
-                    "missing": route.missing.value,
-                    "require": {path: template.text for path, template in route.require.items()},
-                    "folder": "/".join(folders),
-                    "formats": [encoding.format.value for encoding in route.imaging.encodings],
-                    "variants": {variant.name: list(variant.box) for variant in route.imaging.variants},
-                    "cutout": route.cutout is not None,
-                }
-            )
+        listed = [
+            {
+                "name": route.name,
+                "match": route.match.text,
+                "document": route.document.text,
+                "field": route.field,
+                "missing": route.missing.value,
+                "require": {path: template.text for path, template in route.require.items()},
+                "folder": demo_folder(route),
+                "formats": [encoding.format.value for encoding in route.imaging.encodings],
+                "variants": {variant.name: list(variant.box) for variant in route.imaging.variants},
+                "cutout": route.cutout is not None,
+            }
+            for route in self.routes.values()
+        ]
         return {"project": self.info.project, "bucket": self.info.bucket, "routes": listed}
 
     def upload(self, route_name: str, file_name: str, content_type: str, data: bytes) -> PageUpload:
         """Create the document the route requires (unless it creates its own), then upload as the app would."""
-        from image_pipeline.commands.demo import DemoUpload
-
         route = self.routes.get(route_name)
         if route is None:
             raise LookupError(f"no route named {route_name!r}")
-        plan = DemoUpload.of(route, Path(file_name).name, self.info.settings)
-        if plan.seed is not None:
-            firestore_rest.set_document(self.info.firestore_host, self.info.project, plan.document, plan.seed)
+        plan = DemoUpload.of(route, Path(file_name).name, self.info.settings.routes)
+        plan.seed_document(self.documents)
         resource = self._store(plan.name, content_type, data)
         if self.deliver_events:
             threading.Thread(target=self._deliver, args=(resource,), daemon=True).start()
@@ -115,9 +108,19 @@ class PageBackend:
             route.name, plan.name, plan.document, route.field, str(resource["generation"]), plan.seed is not None
         )
 
-    def document(self, path: str) -> dict[str, Any] | None:
-        """The document's fields as JSON values, or None while it does not exist."""
-        return firestore_rest.get_document(self.info.firestore_host, self.info.project, path)
+    def document(self, path: str) -> Mapping[str, Any] | None:
+        """The document's fields, or None while it does not exist."""
+        return self.documents.get(path)
+
+    @property
+    def documents(self) -> DocumentStore:
+        """The Firestore emulator through the function's own adapter, connected by the first request that needs it."""
+        with self._connecting:
+            if self._documents is None:
+                from image_pipeline.bootstrap import connect
+
+                self._documents = connect(self.info.settings).documents
+            return self._documents
 
     def _store(self, name: str, content_type: str, data: bytes) -> dict[str, Any]:
         """A simple media upload through the Storage JSON API; the object resource it answers."""
@@ -184,7 +187,9 @@ def make_handler(info: StackInfo, deliver_events: bool = False) -> type[BaseHTTP
                 self._json(HTTPStatus.BAD_GATEWAY, {"error": str(error)})
 
         def _json(self, status: HTTPStatus, body: Mapping[str, Any]) -> None:
-            self._send(status, json.dumps(body, ensure_ascii=False).encode(), "application/json; charset=utf-8")
+            # Timestamps (and any other client type) as their text, as the page shows them.
+            text = json.dumps(body, ensure_ascii=False, default=str)
+            self._send(status, text.encode(), "application/json; charset=utf-8")
 
         def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
             self.send_response(status)

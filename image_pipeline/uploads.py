@@ -1,4 +1,4 @@
-"""Pure rules about object names and events: which uploads are ours, where outputs go, what their URLs are.
+"""Uploads and events: which storage events are source uploads, and of which route. Pure rules.
 
 Standard library only, so that the skip decision costs microseconds and no network call.
 """
@@ -10,10 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
 
-from image_pipeline.routes import STEM, Route, output_file_name
-from image_pipeline.settings import Settings, UrlMode
+from image_pipeline.routes import Route
 
 _GENERATION = re.compile(r"[1-9][0-9]{0,19}")
 _INT64_MAX = 2**63 - 1
@@ -45,10 +43,9 @@ class Upload:
         """The last segment of the object name."""
         return self.values[self.route.match.file_capture]
 
-    @property
-    def output_folder(self) -> str:
-        """Where this upload's variants are written."""
-        return self.route.output.render(self.values)
+    def output_path(self, variant: str, extension: str) -> str:
+        """The object one variant in one format is written to, as the route names it."""
+        return self.route.output_path(self.values, self.generation, variant, extension)
 
 
 @dataclass(frozen=True)
@@ -58,7 +55,7 @@ class Skip:
     reason: str
 
 
-def classify(event_id: str, event_time: str | None, data: Any, settings: Settings) -> Upload | Skip:
+def classify(event_id: str, event_time: str | None, data: Any, routes: tuple[Route, ...]) -> Upload | Skip:
     """Turn a storage event into an Upload to process, or a Skip for anything that is not a source upload."""
     if not isinstance(data, Mapping):
         return Skip("event data is not an object resource")
@@ -66,7 +63,7 @@ def classify(event_id: str, event_time: str | None, data: Any, settings: Setting
     bucket = data.get("bucket")
     if not isinstance(name, str) or not isinstance(bucket, str) or not bucket:
         return Skip("event has no bucket or object name")
-    matched = _first_match(settings.routes, name)
+    matched = _first_match(routes, name)
     if matched is None:
         return Skip("object matches no route")
     route, values = matched
@@ -134,16 +131,3 @@ def parse_timestamp(value: Any) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def output_path(upload: Upload, variant_name: str, extension: str) -> str:
-    """The deterministic name of one variant: a retry of the same generation writes the same names."""
-    file_name = output_file_name(upload.values[STEM], upload.generation, variant_name, extension)
-    return upload.output_folder + file_name
-
-
-def download_url(bucket: str, path: str, token: str, settings: Settings) -> str:
-    """The URL the app stores: a Firebase download URL with the token, or a public URL if so configured."""
-    if settings.url_mode is UrlMode.PUBLIC:
-        return f"{settings.public_url_base}/{bucket}/{quote(path, safe='/')}"
-    return f"{settings.download_url_base}/b/{bucket}/o/{quote(path, safe='')}?alt=media&token={token}"

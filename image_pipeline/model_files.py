@@ -1,4 +1,4 @@
-"""Cutout models: where a route's model file is, how it is fetched, and the per-instance cache. Standard library only.
+"""Cutout model files (ONNX): where a route's model is, how it is read, the per-instance cache. Standard library only.
 
 A model is the operator's configuration, not the user's image: a missing, unreadable or wrong-checksum model raises
 ModelUnusable before anything is claimed, so the event is retried (and, past the retry window, recorded as
@@ -7,7 +7,6 @@ ModelUnusable before anything is claimed, so the event is retried (and, past the
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 from collections.abc import Callable
@@ -15,14 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from image_pipeline.errors import ModelUnusable, TransientError
+from image_pipeline.errors import ConfigurationError, ModelUnusable, TransientError
 from image_pipeline.options import CutoutSpec
 from image_pipeline.ports import ObjectStore
 
 GS = "gs://"
 EVENT_BUCKET = "{bucket}"
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
-_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 
 
 @dataclass(frozen=True)
@@ -56,10 +54,18 @@ def model_location(uri: str) -> ModelObject | Path:
     return Path(uri)
 
 
-def read_model(spec: CutoutSpec, event_bucket: str, objects: ObjectStore, root: Path) -> bytes:
-    """The model file's bytes, from the object's current generation or from disk (relative: from `root`)."""
+def read_model(spec: CutoutSpec, event_bucket: str, objects: ObjectStore | None, root: Path) -> bytes:
+    """The model file's bytes, from the object's current generation or from disk (relative: from `root`).
+
+    Without `objects` (a local run) a model in Cloud Storage is a configuration error.
+    """
     location = model_location(spec.uri)
     if isinstance(location, ModelObject):
+        if objects is None:
+            raise ConfigurationError(
+                f"the cutout model is {location}; local runs read model files only (download it and point the "
+                "route's cutout.uri, or CUTOUT_MODEL_URI, at the file)"
+            )
         found = location.resolve(event_bucket)
         try:
             data = objects.read(found.bucket, found.name)
@@ -75,21 +81,6 @@ def read_model(spec: CutoutSpec, event_bucket: str, objects: ObjectStore, root: 
         return path.read_bytes()
     except OSError as error:
         raise ModelUnusable(f"cutout model {spec.uri} ({spec.label}): cannot read it: {error.strerror}") from None
-
-
-def available_cpus() -> int:
-    """The CPUs this instance may really use: the cgroup's CPU quota, else the CPUs it may run on (at least 1).
-
-    `os.cpu_count()` is the host's count: on a 1-vCPU Cloud Run instance it can say 4 or more, and that many
-    onnxruntime threads would only contend for one CPU's worth of quota.
-    """
-    try:
-        quota, period = _CPU_MAX.read_text().split()[:2]
-        if quota != "max":
-            return max(1, int(int(quota) // int(period)))
-    except (OSError, ValueError):
-        pass
-    return max(1, len(os.sched_getaffinity(0)))
 
 
 @dataclass(frozen=True)
