@@ -103,7 +103,8 @@ def builtin_table(spelled: Mapping[str, str]) -> dict[str, object]:
 
 def _named(error: RouteError, spelled: Mapping[str, str]) -> str:
     """The parser's complaint about a key, told as a complaint about the variable that spelled it."""
-    variable = next((v for v in ROUTE_VARIABLES if error.key in (v.key, *_parents(v.key))), None)
+    key = error.key or ""
+    variable = next((v for v in ROUTE_VARIABLES if v.key in (key, key.split(".")[0])), None)
     if variable is None:
         return f"the built-in route: {error.problem}"
     message = f"{variable.name} {spelled[variable.name]!r}: {error.problem}"
@@ -111,10 +112,6 @@ def _named(error: RouteError, spelled: Mapping[str, str]) -> str:
         # The built-in route's outputs can only meet its own sources: the two prefixes decide it together.
         message += f" (SOURCE_PREFIX is {spelled['SOURCE_PREFIX']!r})"
     return message
-
-
-def _parents(key: str) -> tuple[str, ...]:
-    return (key.split(".")[0],) if "." not in key else ()
 
 
 def _whole_number(name: str, raw: str) -> int:
@@ -156,7 +153,8 @@ def _cutout(spelled: Mapping[str, str]) -> dict[str, str]:
             f"{', '.join(given)} set without {' and '.join(missing)}: background removal needs all three "
             f"({', '.join(_CUTOUT_KEYS)}) or none"
         )
-    return {_CUTOUT_KEYS[name]: value for name, value in given.items()}
+    # Choices are case-insensitive in the environment, as every other variable's.
+    return {_CUTOUT_KEYS[name]: value.lower() if name == "CUTOUT_FAMILY" else value for name, value in given.items()}
 
 
 def refuse_beside_routes_file(environ: Mapping[str, str]) -> None:

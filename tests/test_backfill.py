@@ -52,7 +52,8 @@ class World:
 
     def run(self, **plan: Any) -> dict[str, Any]:
         """One backfill run; returns its summary."""
-        return Backfill(Plan(BUCKET, ("raw-uploads/",), backoff_s=0.001, **plan), SETTINGS, self.deps()).run()
+        plan_ = Plan(BUCKET, ("raw-uploads/",), backoff_s=0.001, **plan)
+        return Backfill(plan_, SETTINGS.routes, SETTINGS.policy, self.deps()).run()
 
     def status(self, index: int) -> str | None:
         return self.documents.documents[f"characters/char-{index}"].get("visuals", {}).get("showcaseProcessingStatus")
@@ -61,7 +62,7 @@ class World:
 @pytest.mark.parametrize("concurrency", [1, 4])
 def test_pending_objects_are_processed_and_a_second_run_does_nothing(concurrency: int) -> None:
     world = World(8)
-    Backfill(Plan(BUCKET, (source(2),)), SETTINGS, world.deps()).run()
+    Backfill(Plan(BUCKET, (source(2),)), SETTINGS.routes, SETTINGS.policy, world.deps()).run()
 
     first = world.run(concurrency=concurrency)
     writes, downloads = world.documents.writes, world.objects.downloads
@@ -87,11 +88,11 @@ def test_force_reprocesses_settled_generations() -> None:
 
 def test_a_dry_run_writes_nothing_and_names_what_it_would_process() -> None:
     world = World(5)
-    Backfill(Plan(BUCKET, (source(0),)), SETTINGS, world.deps()).run()
+    Backfill(Plan(BUCKET, (source(0),)), SETTINGS.routes, SETTINGS.policy, world.deps()).run()
     writes, creates, downloads = world.documents.writes, world.objects.creates, world.objects.downloads
     seen: list[str] = []
 
-    summary = Backfill(Plan(BUCKET, ("raw-uploads/",), dry_run=True), SETTINGS, world.deps(),
+    summary = Backfill(Plan(BUCKET, ("raw-uploads/",), dry_run=True), SETTINGS.routes, SETTINGS.policy, world.deps(),
                        lambda report, tally: seen.append(report.name)).run()  # fmt: skip
 
     assert (summary["would_process"], summary["skipped_done"], summary["processed"]) == (4, 1, 0)
@@ -117,8 +118,8 @@ def test_shards_partition_the_objects_exactly(count: int) -> None:
     shares: list[set[str]] = []
     for index in range(count):
         names: set[str] = set()
-        Backfill(Plan(BUCKET, ("raw-uploads/",), shard=Shard(index, count)), SETTINGS, world.deps(),
-                 lambda report, tally, names=names: names.add(report.name)).run()  # fmt: skip
+        Backfill(Plan(BUCKET, ("raw-uploads/",), shard=Shard(index, count)), SETTINGS.routes, SETTINGS.policy,
+                 world.deps(), lambda report, tally, names=names: names.add(report.name)).run()  # fmt: skip
         shares.append(names)
 
     assert set().union(*shares) == set(world.names)
@@ -404,7 +405,7 @@ def test_a_storage_fault_on_one_object_on_emulators_is_retried(seeded) -> None:
     deps = Dependencies(Flaky(), real.documents, real.make_variants, real.now)
     plan = Plan(os.environ["BUCKET"], ("raw-uploads/",), backoff_s=0.01)
 
-    summary = Backfill(plan, settings, deps).run()
+    summary = Backfill(plan, settings.routes, settings.policy, deps).run()
 
     assert (summary["complete"], summary["errors"], Flaky.failures) == (5, 0, 0)
     assert statuses(seeded) == ["complete"] * 5 + ["failed"]

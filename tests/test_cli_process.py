@@ -7,10 +7,12 @@ import os
 import re
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
 
+from image_pipeline.bootstrap import make_variants
 from tests.imaging_fixtures import (
     CANON_SIZE,
     RED,
@@ -285,7 +287,7 @@ def test_several_formats_write_one_file_each_and_list_them(tmp_path, capsys):
     encodings = (Encoding(OutputFormat.AVIF, 50), Encoding(OutputFormat.WEBP, 80), Encoding(OutputFormat.JPEG, 80))
     imaging = ImagingOptions(variants=(Variant("small", 64),), encodings=encodings)
     (tmp_path / "out").mkdir()
-    line = process_file(source, "photo", tmp_path / "out", imaging)
+    line = process_file(source, "photo", tmp_path / "out", imaging, partial(make_variants, options=imaging))
     assert json.loads(capsys.readouterr().out) == line
     (variant,) = line["variants"]
     assert [entry["format"] for entry in variant["formats"]] == ["avif", "webp", "jpeg"]
@@ -307,7 +309,8 @@ def test_one_format_keeps_the_line_as_it_was(tmp_path, capsys):
 
     source = tmp_path / "photo.png"
     source.write_bytes(encode(noise((200, 100)), "PNG"))
-    line = process_file(source, "photo", tmp_path, ImagingOptions(variants=(Variant("s", 64),)))
+    small = ImagingOptions(variants=(Variant("s", 64),))
+    line = process_file(source, "photo", tmp_path, small, partial(make_variants, options=small))
     capsys.readouterr()
     (variant,) = line["variants"]
     assert list(variant) == ["name", "path", "format", "width", "height", "bytes", "contentType"]

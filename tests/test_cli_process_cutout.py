@@ -74,7 +74,7 @@ def test_a_cutout_route_cuts_out_every_format(capsys, monkeypatch, tmp_path, mod
 @pytest.mark.parametrize(
     ("uri", "sha256", "message"),
     [
-        pytest.param("gs://{bucket}/models/m.onnx", "a" * 64, "process reads local model files only", id="gs"),
+        pytest.param("gs://{bucket}/models/m.onnx", "a" * 64, "local runs read model files only", id="gs"),
         pytest.param("no/such/model.onnx", "a" * 64, "No such file", id="missing"),
         pytest.param("MODEL", "b" * 64, "sha256", id="wrong-checksum"),
     ],

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from image_pipeline.__main__ import main
-from image_pipeline.commands.demo import DemoUpload
+from image_pipeline.devtools.demo_upload import DemoUpload
 from image_pipeline.ports import nested_fields
 from image_pipeline.settings import Settings
 from tests.imaging_fixtures import encode, noise
@@ -479,7 +479,7 @@ def test_an_unknown_route_is_a_usage_error(capsys, monkeypatch, routes_file, tmp
             "showcase",
             "raw-uploads/demo-user/demo-character/sample.jpg",
             "characters/demo-character",
-            {"meta": {"userId": "demo-user"}, "name": "Demo character"},
+            {"meta.userId": "demo-user", "name": "Demo character"},
             id="showcase-as-before",
         ),
         pytest.param("avatar", "users/demo-user/avatar/sample.jpg", "users/demo-user", None, id="avatar-created"),
@@ -497,7 +497,7 @@ def test_the_demo_uploads_where_the_route_matches(monkeypatch, routes_file, rout
     settings = Settings.from_env()
     chosen = next(candidate for candidate in settings.routes if candidate.name == route)
 
-    plan = DemoUpload.of(chosen, "sample.jpg", settings)
+    plan = DemoUpload.of(chosen, "sample.jpg", settings.routes)
 
     assert (plan.name, plan.document, plan.seed) == (name, document, seed)
 
@@ -511,10 +511,10 @@ def test_the_demo_seeds_the_required_fields_of_a_waiting_route(tmp_path: Path) -
     )
     settings = Settings.from_env({"ROUTES_FILE": str(path)})
 
-    plan = DemoUpload.of(settings.routes[0], "cover.png", settings)
+    plan = DemoUpload.of(settings.routes[0], "cover.png", settings.routes)
 
     assert plan.name == "posts/demo-author/demo-postId/cover.png"
-    assert plan.seed == {"owner": {"id": "demo-author", "kind": "user"}, "slug": "demo-postId", "name": "Demo post"}
+    assert plan.seed == {"owner.id": "demo-author", "owner.kind": "user", "slug": "demo-postId", "name": "Demo post"}
 
 
 def test_the_demo_refuses_a_route_an_earlier_route_shadows(capsys, monkeypatch, tmp_path: Path) -> None:

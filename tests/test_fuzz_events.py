@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from image_pipeline.function import Function
 from image_pipeline.settings import Settings
-from image_pipeline.uploads import Skip, Upload, classify, download_url, output_path
+from image_pipeline.uploads import Skip, Upload, classify
 from image_pipeline.usecase import Outcome
 
 SETTINGS = Settings()
@@ -60,11 +60,12 @@ segments = st.one_of(
 @settings(max_examples=600, deadline=None)
 @given(parts=st.lists(segments, min_size=0, max_size=5), trailing_slash=st.booleans())
 def test_a_name_is_an_upload_exactly_when_the_contract_says_so(parts: list[str], trailing_slash: bool) -> None:
-    name = SETTINGS.source_prefix + "/".join(parts) + ("/" if trailing_slash else "")
-    pieces = name[len(SETTINGS.source_prefix) :].split("/")
+    source_prefix = SETTINGS.routes[0].match.literal_prefix
+    name = source_prefix + "/".join(parts) + ("/" if trailing_slash else "")
+    pieces = name[len(source_prefix) :].split("/")
     expected = len(pieces) == 3 and is_id(pieces[0]) and is_id(pieces[1]) and is_file_name(pieces[2])
 
-    result = classify("e", None, resource(name), SETTINGS)
+    result = classify("e", None, resource(name), SETTINGS.routes)
 
     assert isinstance(result, Upload) is expected, (name, result)
     if expected:
@@ -82,11 +83,11 @@ def test_a_name_is_an_upload_exactly_when_the_contract_says_so(parts: list[str],
 def test_outputs_of_an_upload_stay_in_its_own_folder_with_safe_names(
     uid: str, character: str, file_name: str, variant: str
 ) -> None:
-    upload = classify("e", None, resource(f"raw-uploads/{uid}/{character}/{file_name}"), SETTINGS)
+    upload = classify("e", None, resource(f"raw-uploads/{uid}/{character}/{file_name}"), SETTINGS.routes)
     assert isinstance(upload, Upload)
 
-    path = output_path(upload, variant, "webp")
-    url = download_url("b", path, "tok", SETTINGS)
+    path = upload.output_path(variant, "webp")
+    url = SETTINGS.policy.urls.url("b", path, "tok")
 
     folder = f"showcase-images/{uid}/{character}/"
     assert path.startswith(folder) and "/" not in path[len(folder) :]
@@ -154,7 +155,7 @@ def test_malformed_fields_are_skipped_or_parsed_into_sane_values(
     data = resource("raw-uploads/u/c/x.jpg", generation=generation, size=size, contentType=content_type,
                     contentEncoding=encoding, metadata=metadata)  # fmt: skip
 
-    result = classify("e", event_time, data, SETTINGS)
+    result = classify("e", event_time, data, SETTINGS.routes)
 
     assert isinstance(result, (Skip, Upload))
     if isinstance(result, Upload):
@@ -187,7 +188,7 @@ def test_any_event_data_is_skipped_without_connecting_to_anything(data: Any, eve
     ],
 )
 def test_odd_event_times_give_an_aware_time(event_time: str) -> None:
-    upload = classify("e", event_time, resource("raw-uploads/u/c/x.jpg"), SETTINGS)
+    upload = classify("e", event_time, resource("raw-uploads/u/c/x.jpg"), SETTINGS.routes)
 
     assert isinstance(upload, Upload) and upload.event_time.tzinfo is not None
 
@@ -203,7 +204,7 @@ def test_odd_event_times_give_an_aware_time(event_time: str) -> None:
 )
 def test_a_trailing_newline_does_not_pass_for_an_id_or_a_number(data: dict[str, Any]) -> None:
     # Found by the name fuzzer: `re.match("^...$")` accepts "user\n", which named a different document.
-    assert isinstance(classify("e", None, data, SETTINGS), Skip)
+    assert isinstance(classify("e", None, data, SETTINGS.routes), Skip)
 
 
 # ---------------------------------------------------------------------------
@@ -378,8 +379,8 @@ def test_a_unicode_file_name_of_the_owner_is_processed_into_safe_names(two_users
 def test_a_number_beyond_int64_is_skipped(field_name: str) -> None:
     # Found by the event fuzzer: size 99999999999999999999 reached Firestore, which refused it -> 500 forever.
     assert isinstance(
-        classify("e", None, resource("raw-uploads/u/c/x.jpg", **{field_name: str(2**63)}), SETTINGS), Skip
+        classify("e", None, resource("raw-uploads/u/c/x.jpg", **{field_name: str(2**63)}), SETTINGS.routes), Skip
     )
     assert isinstance(
-        classify("e", None, resource("raw-uploads/u/c/x.jpg", **{field_name: str(2**63 - 1)}), SETTINGS), Upload
+        classify("e", None, resource("raw-uploads/u/c/x.jpg", **{field_name: str(2**63 - 1)}), SETTINGS.routes), Upload
     )

@@ -17,8 +17,12 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "image_pipeline"
 DOMAIN = (
-    "objects",
+    "uploads",
     "usecase",
+    "manifest",
+    "policy",
+    "builtin_route",
+    "cpus",
     "ports",
     "settings",
     "errors",
@@ -28,7 +32,7 @@ DOMAIN = (
     "routes",
     "routes_file",
     "rules",
-    "models",
+    "model_files",
 )
 DOMAIN_MODULES = {f"image_pipeline.{name}" for name in DOMAIN}
 
@@ -132,3 +136,25 @@ def test_domain_modules_use_only_the_standard_library_and_each_other(name):
     if not path.exists():
         pytest.skip(f"image_pipeline/{name}.py does not exist (yet)")
     assert [module for module in imports_of(path) if not domain_import_allowed(module)] == []
+
+
+DEVTOOLS = files_under("devtools")
+# What Cloud Functions runs: main.py and every module outside the local tools and the CLI commands.
+DEPLOYED = sorted(
+    [ROOT / "main.py"]
+    + [
+        path
+        for path in PACKAGE.rglob("*.py")
+        if path.relative_to(PACKAGE).parts[0] not in ("devtools", "commands", "__main__.py")
+    ]
+)
+
+
+@pytest.mark.parametrize("path", DEPLOYED, ids=ids(DEPLOYED))
+def test_nothing_deployed_imports_the_local_tools(path):
+    assert [module for module in imports_of(path) if module.startswith("image_pipeline.devtools")] == []
+
+
+@pytest.mark.parametrize("path", DEVTOOLS, ids=ids(DEVTOOLS))
+def test_local_tools_import_no_command(path):
+    assert [module for module in imports_of(path) if module.startswith("image_pipeline.commands")] == []

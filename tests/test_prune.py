@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from image_pipeline.__main__ import main
-from image_pipeline.batch.prune import Prune, orphan_of, referenced_paths
+from image_pipeline.batch.prune import Prune, orphan_of
+from image_pipeline.manifest import read as read_manifest
 from image_pipeline.options import ImagingOptions
 from image_pipeline.routes import MissingDocument, Pattern, Route, Template
 from image_pipeline.settings import Settings
@@ -18,7 +19,7 @@ from tests.fakes import MemoryDocuments, MemoryObjects
 BUCKET = "b"
 NOW = datetime(2030, 1, 1, 12, tzinfo=UTC)
 OLD = NOW - timedelta(days=2)
-SHOWCASE = Settings().builtin_route()
+SHOWCASE = Settings().routes[0]
 GALLERY = Route(
     "gallery",
     Pattern.parse("products/{productId}/images/{file}"),
@@ -206,8 +207,9 @@ def test_errors_are_counted_and_nothing_is_deleted(store):
         (None, set()),
     ],
 )
-def test_referenced_paths(manifest_value, paths):
-    assert referenced_paths(manifest_value) == paths
+def test_a_manifest_references_every_variant_and_format_path(manifest_value, paths):
+    document = {"visuals": {"showcase": manifest_value}}
+    assert read_manifest(document, SHOWCASE).paths == paths
 
 
 @pytest.mark.parametrize(

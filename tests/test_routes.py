@@ -413,18 +413,20 @@ def test_the_issues_example_is_read_as_written(tmp_path: Path) -> None:
 
 
 def test_the_built_in_route_is_the_examples_showcase_route() -> None:
-    (example,) = parse_routes(_toml(EXAMPLE), Settings().imaging)
+    (example,) = parse_routes(_toml(EXAMPLE), Settings().limits)
 
     assert Settings().routes == (example,)
-    builtin = Settings().builtin_route()
+    builtin = Settings().routes[0]
     for key in ("name", "match", "document", "field", "require", "mirror", "output", "owner", "missing", "imaging"):
         assert getattr(builtin, key) == getattr(example, key), key
 
 
 def test_the_built_in_route_follows_the_prefix_and_collection_settings() -> None:
-    settings = Settings(source_prefix="in/uploads/", output_prefix="out/", collection="things")
+    settings = Settings.from_env(
+        {"SOURCE_PREFIX": "in/uploads/", "OUTPUT_PREFIX": "out/", "FIRESTORE_COLLECTION": "things"}
+    )
 
-    route = settings.builtin_route()
+    (route,) = settings.routes
 
     assert (route.match.text, route.output.text, route.document.text) == (
         "in/uploads/{uid}/{characterId}/{file}",

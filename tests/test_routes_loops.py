@@ -123,13 +123,13 @@ def test_no_output_of_an_accepted_table_is_ever_a_source(table: tuple[Route, ...
         event("refused")
         return
     event("accepted")
-    configured = dataclasses.replace(Settings(), route_table=table)
+    configured = dataclasses.replace(Settings(), routes=table)
     for writer in table:
         for _ in range(4):
             name = written_name(data.draw, writer, table)
             resource = {"bucket": "b", "name": name, "generation": "1", "size": "1"}
 
-            assert classify("e", None, resource, configured) == Skip("object matches no route"), (writer, name)
+            assert classify("e", None, resource, configured.routes) == Skip("object matches no route"), (writer, name)
 
 
 TRICKY = {
@@ -191,11 +191,11 @@ LOOPY = [
 def test_a_loopy_table_is_refused_and_would_have_looped(table: tuple[Route, ...], witness: str) -> None:
     with pytest.raises(ConfigurationError, match="would trigger the function again"):
         check_table(table)
-    unchecked = dataclasses.replace(Settings(), route_table=table)  # what running without the check would mean
+    unchecked = dataclasses.replace(Settings(), routes=table)  # what running without the check would mean
     resource = {"bucket": "b", "name": witness, "generation": "1", "size": "1"}
 
     assert any(writer.output.as_pattern().match(witness) for writer in table)
-    assert isinstance(classify("e", None, resource, unchecked), Upload)
+    assert isinstance(classify("e", None, resource, unchecked.routes), Upload)
 
 
 @pytest.mark.parametrize(
@@ -209,7 +209,7 @@ def test_a_loopy_table_is_refused_and_would_have_looped(table: tuple[Route, ...]
             (route("s", "a/{uid}/{file}", "b/x/{uid}/"), route("t", "b/{id}/{file}", "c/{id}/", "docs/{id}")),
             id="another-routes-folder-but-deeper",
         ),
-        pytest.param((Settings().builtin_route(),), id="built-in"),
+        pytest.param((Settings().routes[0],), id="built-in"),
     ],
 )
 def test_outputs_that_can_never_be_sources_are_accepted(table: tuple[Route, ...]) -> None:

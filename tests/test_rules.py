@@ -19,7 +19,7 @@ from image_pipeline.rules import firestore_rules, storage_rules
 from image_pipeline.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-BUILTIN = Settings().builtin_route()
+BUILTIN = Settings().routes[0]
 
 
 def route(name: str, match: str, document: str, field: str, output: str, **extra) -> Route:

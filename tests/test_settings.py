@@ -11,16 +11,23 @@ from image_pipeline.options import ImagingOptions, OutputFormat, Variant
 from image_pipeline.settings import Settings
 
 
-def _imaging(name):
-    """A getter for one ImagingOptions field of a Settings."""
-    return lambda settings: getattr(settings.imaging, name)
+def _limit(name):
+    """A getter for one of the shared imaging limits."""
+    return lambda settings: getattr(settings.limits, name)
 
 
-def _top(name):
-    """A getter for one top-level Settings field, enum members compared by value."""
+def _route(name):
+    """A getter for one ImagingOptions field of the built-in route."""
+    return lambda settings: getattr(settings.routes[0].imaging, name)
+
+
+def _at(path):
+    """A getter for a dotted attribute path of a Settings, enum members compared by value."""
 
     def get(settings):
-        value = getattr(settings, name)
+        value = settings
+        for name in path.split("."):
+            value = getattr(value, name)
         return getattr(value, "value", value)
 
     return get
@@ -50,28 +57,28 @@ def _environment(key, raw):
 
 
 GETTERS = {
-    "VARIANTS": _imaging("variants"),
-    "OUTPUT_FORMAT": lambda settings: settings.imaging.primary.format,
-    "QUALITY": lambda settings: settings.imaging.primary.quality,
-    "MAX_INPUT_BYTES": _imaging("max_input_bytes"),
-    "MAX_PIXELS": _imaging("max_pixels"),
-    "MAX_FRAMES": _imaging("max_frames"),
-    "MAX_DECODE_MIB": _imaging("max_decode_mib"),
-    "KEEP_ANIMATION": _imaging("keep_animation"),
-    "ENCODE_THREADS": _imaging("encode_threads"),
-    "SOURCE_PREFIX": _top("source_prefix"),
-    "OUTPUT_PREFIX": _top("output_prefix"),
-    "FIRESTORE_COLLECTION": _top("collection"),
-    "URL_MODE": _top("url_mode"),
-    "DELETE_ORIGINAL": _top("delete_original"),
-    "MAX_EVENT_AGE_S": _top("max_event_age_s"),
-    "RETRY_WINDOW_S": _top("retry_window_s"),
-    "CLIENT_TIMEOUT_S": _top("client_timeout_s"),
-    "CLIENT_RETRY_S": _top("client_retry_s"),
-    "DOWNLOAD_URL_BASE": _top("download_url_base"),
-    "PUBLIC_URL_BASE": _top("public_url_base"),
-    "LOG_LEVEL": _top("log_level"),
-    "WARM_UP": _top("warm_up"),
+    "VARIANTS": _route("variants"),
+    "OUTPUT_FORMAT": lambda settings: settings.routes[0].imaging.primary.format,
+    "QUALITY": lambda settings: settings.routes[0].imaging.primary.quality,
+    "MAX_INPUT_BYTES": _limit("max_input_bytes"),
+    "MAX_PIXELS": _limit("max_pixels"),
+    "MAX_FRAMES": _limit("max_frames"),
+    "MAX_DECODE_MIB": _limit("max_decode_mib"),
+    "KEEP_ANIMATION": _route("keep_animation"),
+    "ENCODE_THREADS": _limit("encode_threads"),
+    "SOURCE_PREFIX": lambda settings: settings.routes[0].match.literal_prefix,
+    "OUTPUT_PREFIX": lambda settings: settings.routes[0].output.text.split("{")[0],
+    "FIRESTORE_COLLECTION": lambda settings: settings.routes[0].document.text.split("/")[0],
+    "URL_MODE": _at("policy.urls.mode"),
+    "DELETE_ORIGINAL": lambda settings: settings.routes[0].delete_original.value,
+    "MAX_EVENT_AGE_S": _at("policy.max_event_age_s"),
+    "RETRY_WINDOW_S": _at("policy.retry_window_s"),
+    "CLIENT_TIMEOUT_S": _at("client_timeout_s"),
+    "CLIENT_RETRY_S": _at("client_retry_s"),
+    "DOWNLOAD_URL_BASE": _at("policy.urls.download_base"),
+    "PUBLIC_URL_BASE": _at("policy.urls.public_base"),
+    "LOG_LEVEL": _at("log_level"),
+    "WARM_UP": _at("warm_up"),
     "CUTOUT_FAMILY": _cutout("family"),
     "CUTOUT_MODEL_URI": _cutout("uri"),
     "CUTOUT_MODEL_SHA256": _cutout("sha256"),
@@ -151,6 +158,7 @@ INVALID = [
     ("VARIANTS", "thumb:256,thumb:512"),
     ("VARIANTS", "thumb:256,,large:2048"),
     ("VARIANTS", "../evil:256"),
+    ("VARIANTS", "thumb:20000"),
     ("OUTPUT_FORMAT", "gif"),
     ("OUTPUT_FORMAT", "bmp"),
     ("OUTPUT_FORMAT", "heic"),
@@ -181,7 +189,7 @@ INVALID = [
     ("OUTPUT_PREFIX", "out"),
     ("OUTPUT_PREFIX", "../out/"),
     ("FIRESTORE_COLLECTION", "a/b"),
-    ("FIRESTORE_COLLECTION", "x" * 200),
+    ("FIRESTORE_COLLECTION", ".."),
     ("FIRESTORE_COLLECTION", "has space"),
     ("URL_MODE", "signed"),
     ("DELETE_ORIGINAL", "always"),
@@ -238,18 +246,19 @@ def test_every_variable_has_valid_and_invalid_cases():
 
 def test_empty_environment_gives_the_documented_defaults():
     settings = Settings.from_env({})
-    assert settings.imaging == ImagingOptions()
-    assert [(variant.name, variant.max_edge) for variant in settings.imaging.variants] == [
+    assert settings.limits == ImagingOptions()
+    assert settings.routes[0].imaging == ImagingOptions()
+    assert [(variant.name, variant.max_edge) for variant in settings.routes[0].imaging.variants] == [
         ("thumb", 256),
         ("medium", 1024),
         ("large", 2048),
     ]
-    assert settings.imaging.primary.format is OutputFormat.WEBP
-    assert settings.imaging.primary.quality == 80
-    assert settings.imaging.max_input_bytes == 50 * 1024 * 1024
-    assert settings.imaging.max_pixels == 100_000_000
-    assert settings.imaging.max_frames == 300
-    assert settings.imaging.keep_animation is False
+    assert settings.routes[0].imaging.primary.format is OutputFormat.WEBP
+    assert settings.routes[0].imaging.primary.quality == 80
+    assert settings.limits.max_input_bytes == 50 * 1024 * 1024
+    assert settings.limits.max_pixels == 100_000_000
+    assert settings.limits.max_frames == 300
+    assert settings.routes[0].imaging.keep_animation is False
     assert settings.warm_up is True
 
 
@@ -268,21 +277,30 @@ def test_invalid_values_name_the_variable(key, raw):
     assert key in str(info.value)
 
 
-@pytest.mark.parametrize(
-    ("source", "output"),
-    [("uploads/", "uploads/"), ("uploads/", "uploads/variants/"), ("media/raw/", "media/")],
-)
-def test_overlapping_prefixes_are_refused(source, output):
+@pytest.mark.parametrize(("source", "output"), [("uploads/", "uploads/"), ("media/", "media/")])
+def test_outputs_that_would_be_sources_are_refused_naming_both_prefixes(source, output):
     with pytest.raises(ConfigurationError) as info:
         Settings.from_env({"SOURCE_PREFIX": source, "OUTPUT_PREFIX": output})
     message = str(info.value)
-    assert "SOURCE_PREFIX" in message and "OUTPUT_PREFIX" in message
+    assert "SOURCE_PREFIX" in message and "OUTPUT_PREFIX" in message and "trigger the function again" in message
 
 
-@pytest.mark.parametrize(("source", "output"), [("raw/", "raw-out/"), ("uploads/", "images/"), ("a/b/", "a/c/")])
-def test_disjoint_prefixes_are_fine(source, output):
-    settings = Settings.from_env({"SOURCE_PREFIX": source, "OUTPUT_PREFIX": output})
-    assert (settings.source_prefix, settings.output_prefix) == (source, output)
+@pytest.mark.parametrize(
+    ("source", "output"),
+    # A folder inside the other is fine when no output can fit the source pattern: outputs are one level deeper.
+    [("raw/", "raw-out/"), ("uploads/", "images/"), ("a/b/", "a/c/"), ("uploads/", "uploads/variants/")],
+)
+def test_prefixes_whose_outputs_cannot_be_sources_are_fine(source, output):
+    (route,) = Settings.from_env({"SOURCE_PREFIX": source, "OUTPUT_PREFIX": output}).routes
+    assert (route.match.literal_prefix, route.output.text) == (source, f"{output}{{uid}}/{{characterId}}/")
+
+
+def test_the_built_in_route_is_the_one_a_routes_file_would_spell():
+    from image_pipeline.builtin_route import builtin_table
+    from image_pipeline.routes_file import parse_routes
+
+    spelled = {variable.name: variable.default for variable in Settings.variables() if variable.route}
+    assert Settings().routes == parse_routes({"route": [builtin_table(spelled)]}, ImagingOptions())
 
 
 def test_unrelated_variables_are_ignored():
@@ -292,20 +310,20 @@ def test_unrelated_variables_are_ignored():
 @pytest.mark.parametrize(
     ("target", "field", "value"),
     [
-        ("settings", "source_prefix", "x/"),
-        ("imaging", "max_frames", 1),
-        ("imaging", "variants", ()),
-        ("variant", "max_edge", 1),
+        ("settings", "warm_up", False),
+        ("limits", "max_frames", 1),
+        ("policy", "retry_window_s", 1),
+        ("route", "name", "x"),
     ],
 )
 def test_settings_are_frozen(target, field, value):
     settings = Settings.from_env({})
-    obj = {"settings": settings, "imaging": settings.imaging, "variant": settings.imaging.variants[0]}[target]
+    obj = {"settings": settings, "limits": settings.limits, "policy": settings.policy, "route": settings.routes[0]}
     with pytest.raises(dataclasses.FrozenInstanceError):
-        setattr(obj, field, value)
-    assert isinstance(settings.imaging.variants, tuple)
+        setattr(obj[target], field, value)
+    assert isinstance(settings.routes, tuple)
 
 
 def test_from_env_reads_os_environ_by_default(monkeypatch):
     monkeypatch.setenv("QUALITY", "55")
-    assert Settings.from_env().imaging.primary.quality == 55
+    assert Settings.from_env().routes[0].imaging.primary.quality == 55

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,7 +9,8 @@ import pytest
 
 from image_pipeline.errors import DocumentNotYetCreated, TransientError
 from image_pipeline.ports import Outcome
-from image_pipeline.settings import DeleteOriginal, Settings
+from image_pipeline.routes import DeleteOriginal
+from image_pipeline.settings import Settings
 from image_pipeline.uploads import Upload, classify
 from image_pipeline.usecase import Dependencies, Trace, handle_upload
 from tests.fakes import COMMIT_TIME, NOT_AN_IMAGE, MemoryDocuments, MemoryObjects, fake_make_variants
@@ -20,6 +20,11 @@ NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 SOURCE = "raw-uploads/user-1/char-1/portrait.jpg"
 DOCUMENT = "characters/char-1"
 SETTINGS = Settings()
+
+
+def deleting(mode: DeleteOriginal) -> Settings:
+    """The built-in route with DELETE_ORIGINAL set to `mode`."""
+    return Settings.from_env({"DELETE_ORIGINAL": mode.value})
 
 
 class World:
@@ -38,14 +43,14 @@ class World:
         """The event for the stored source, `age` old."""
         resource = {"bucket": BUCKET, "name": SOURCE, "generation": str(self.generation), "size": str(len(self.data)),
                     "contentType": "image/jpeg", **overrides}  # fmt: skip
-        upload = classify("event-1", (NOW - age).isoformat(), resource, self.settings)
+        upload = classify("event-1", (NOW - age).isoformat(), resource, self.settings.routes)
         assert isinstance(upload, Upload)
         return upload
 
     def run(self, upload: Upload) -> Outcome:
         """Handle the upload as the function would."""
         deps = Dependencies(self.objects, self.documents, fake_make_variants, lambda: NOW)
-        return handle_upload(upload, self.settings, deps, Trace())
+        return handle_upload(upload, self.settings.policy, deps, Trace())
 
     @property
     def document(self) -> dict[str, Any]:
@@ -172,7 +177,7 @@ def test_generations_compare_as_numbers_not_strings() -> None:
     [
         pytest.param({"contentEncoding": "gzip"}, b"jpeg bytes", "unsupported_encoding", id="gzip"),
         pytest.param(
-            {"size": str(SETTINGS.imaging.max_input_bytes + 1)}, b"jpeg bytes", "too_large", id="size-over-limit"
+            {"size": str(SETTINGS.limits.max_input_bytes + 1)}, b"jpeg bytes", "too_large", id="size-over-limit"
         ),
         pytest.param({}, NOT_AN_IMAGE, "unsupported_format", id="rejected-by-core"),
     ],
@@ -236,7 +241,7 @@ def test_transient_failure_past_the_retry_window_records_retries_exhausted() -> 
     world = World(owned())
     world.objects.outage = True
 
-    assert world.run(world.upload(timedelta(seconds=SETTINGS.retry_window_s + 1))) is Outcome.FAILED
+    assert world.run(world.upload(timedelta(seconds=SETTINGS.policy.retry_window_s + 1))) is Outcome.FAILED
 
     assert world.visuals["showcaseProcessingStatus"] == "failed"
     assert world.visuals["showcase"]["error"]["code"] == "retries_exhausted"
@@ -258,7 +263,7 @@ def test_a_retry_reuses_outputs_written_by_the_interrupted_attempt() -> None:
 
 @pytest.mark.parametrize(("mode", "kept"), [(DeleteOriginal.NEVER, True), (DeleteOriginal.ON_SUCCESS, False)])
 def test_the_original_is_deleted_only_when_configured(mode: DeleteOriginal, kept: bool) -> None:
-    world = World(owned(), settings=dataclasses.replace(SETTINGS, delete_original=mode))
+    world = World(owned(), settings=deleting(mode))
 
     world.run(world.upload())
 
@@ -266,9 +271,7 @@ def test_the_original_is_deleted_only_when_configured(mode: DeleteOriginal, kept
 
 
 def test_failed_uploads_never_delete_the_original() -> None:
-    world = World(
-        owned(), data=NOT_AN_IMAGE, settings=dataclasses.replace(SETTINGS, delete_original=DeleteOriginal.ON_SUCCESS)
-    )
+    world = World(owned(), data=NOT_AN_IMAGE, settings=deleting(DeleteOriginal.ON_SUCCESS))
 
     world.run(world.upload())
 

@@ -54,9 +54,7 @@ PLAIN = {
     "match": "plain-uploads/{uid}/{characterId}/{file}",
     "output": "plain-images/{uid}/{characterId}/",
 }
-SETTINGS = dataclasses.replace(
-    Settings(), route_table=parse_routes({"route": [SHOWCASE, PLAIN]}, ImagingOptions()), retry_window_s=3600
-)
+SETTINGS = dataclasses.replace(Settings(), routes=parse_routes({"route": [SHOWCASE, PLAIN]}, ImagingOptions()))
 DOCUMENT = "characters/c-1"
 OWNED = {"meta": {"userId": "u-1"}}
 
@@ -86,14 +84,14 @@ class World:
                age: timedelta = timedelta(seconds=5), size: int | None = None) -> Upload:  # fmt: skip
         generation = self.objects.put(BUCKET, name, data)
         resource = {"bucket": BUCKET, "name": name, "generation": str(generation), "size": str(size or len(data))}
-        upload = classify("event-1", (NOW - age).isoformat(), resource, SETTINGS)
+        upload = classify("event-1", (NOW - age).isoformat(), resource, SETTINGS.routes)
         assert isinstance(upload, Upload)
         return upload
 
     def run(self, upload: Upload) -> Outcome:
         cutouts = Cutouts(self.models.load, self.make)
         deps = Dependencies(self.objects, self.documents, fake_make_variants, lambda: NOW, cutouts)
-        return handle_upload(upload, SETTINGS, deps, Trace())
+        return handle_upload(upload, SETTINGS.policy, deps, Trace())
 
     def visuals(self) -> dict[str, Any]:
         return self.documents.documents[DOCUMENT]["visuals"]
@@ -163,7 +161,7 @@ def test_a_rejected_image_records_failed_with_a_null_cutout() -> None:
 def test_an_event_level_problem_fails_without_loading_the_model() -> None:
     world = World()
 
-    outcome = world.run(world.upload(size=SETTINGS.imaging.max_input_bytes + 1))
+    outcome = world.run(world.upload(size=SETTINGS.limits.max_input_bytes + 1))
 
     assert outcome is Outcome.FAILED
     assert world.models.loads == 0
@@ -187,7 +185,7 @@ def test_an_unusable_model_raises_before_anything_is_written(problem: str) -> No
 def test_an_unusable_model_past_the_retry_window_records_retries_exhausted() -> None:
     world = World(FakeModels(problem="no such object"))
 
-    outcome = world.run(world.upload(age=timedelta(seconds=SETTINGS.retry_window_s + 1)))
+    outcome = world.run(world.upload(age=timedelta(seconds=SETTINGS.policy.retry_window_s + 1)))
 
     assert outcome is Outcome.FAILED
     showcase = world.visuals()["showcase"]
@@ -254,6 +252,6 @@ def test_a_retry_after_finalizing_completes_the_same_generation() -> None:
 
 
 def _claim_of(upload: Upload) -> dict[str, Any]:
-    from image_pipeline.usecase import finalizing_writes
+    from image_pipeline.manifest import claim_writes
 
-    return finalizing_writes(upload)
+    return claim_writes(upload)

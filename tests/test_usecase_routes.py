@@ -22,7 +22,7 @@ from tests.fakes import MemoryDocuments, MemoryObjects, fake_make_variants
 BUCKET = "app.appspot.com"
 NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 ROUTES = load_routes(Path(__file__).resolve().parent.parent / "examples" / "routes.toml", ImagingOptions())
-SETTINGS = dataclasses.replace(Settings(), route_table=ROUTES)
+SETTINGS = dataclasses.replace(Settings(), routes=ROUTES)
 
 
 class World:
@@ -36,13 +36,13 @@ class World:
     def upload(self, name: str, age: timedelta = timedelta(seconds=5)) -> Upload:
         generation = self.objects.put(BUCKET, name, b"image bytes")
         resource = {"bucket": BUCKET, "name": name, "generation": str(generation), "size": "11"}
-        upload = classify("event-1", (NOW - age).isoformat(), resource, SETTINGS)
+        upload = classify("event-1", (NOW - age).isoformat(), resource, SETTINGS.routes)
         assert isinstance(upload, Upload)
         return upload
 
     def run(self, upload: Upload) -> Outcome:
         deps = Dependencies(self.objects, self.documents, self.make_variants, lambda: NOW)
-        return handle_upload(upload, SETTINGS, deps, Trace())
+        return handle_upload(upload, SETTINGS.policy, deps, Trace())
 
     def document(self, path: str) -> dict[str, Any]:
         return self.documents.documents[path]

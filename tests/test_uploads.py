@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, datetime
 
 import pytest
 
-from image_pipeline.settings import Settings, UrlMode
-from image_pipeline.uploads import Skip, Upload, classify, download_url, output_path
+from image_pipeline.policy import UrlMode, UrlRules
+from image_pipeline.settings import Settings
+from image_pipeline.uploads import Skip, Upload, classify
 
 SETTINGS = Settings()
 
@@ -42,13 +42,13 @@ def resource(name: str, **overrides: object) -> dict[str, object]:
     ],
 )
 def test_everything_but_a_well_formed_source_upload_is_skipped(data: object) -> None:
-    assert isinstance(classify("e", None, data, SETTINGS), Skip)
+    assert isinstance(classify("e", None, data, SETTINGS.routes), Skip)
 
 
 def test_a_source_upload_is_parsed_from_the_event() -> None:
     data = resource("raw-uploads/user_1/Char-9/My Photo.JPG", contentEncoding="gzip")
 
-    upload = classify("event-7", "2025-01-01T00:00:05.250Z", data, SETTINGS)
+    upload = classify("event-7", "2025-01-01T00:00:05.250Z", data, SETTINGS.routes)
 
     assert upload == Upload(
         event_id="event-7",
@@ -76,7 +76,7 @@ def test_a_source_upload_is_parsed_from_the_event() -> None:
     ],
 )
 def test_event_time_comes_from_the_event_then_the_object(event_time, data, expected) -> None:
-    upload = classify("e", event_time, {**resource("raw-uploads/u/c/x.png"), **data}, SETTINGS)
+    upload = classify("e", event_time, {**resource("raw-uploads/u/c/x.png"), **data}, SETTINGS.routes)
 
     assert upload.event_time == expected
 
@@ -84,7 +84,7 @@ def test_event_time_comes_from_the_event_then_the_object(event_time, data, expec
 @pytest.mark.parametrize("future", ["2999-01-01T00:00:00Z", "9999-12-31T23:59:59Z"])
 def test_an_event_time_in_the_future_counts_as_now(future) -> None:
     before = datetime.now(UTC)
-    upload = classify("e", future, resource("raw-uploads/u/c/x.png"), SETTINGS)
+    upload = classify("e", future, resource("raw-uploads/u/c/x.png"), SETTINGS.routes)
 
     assert before <= upload.event_time <= datetime.now(UTC)
 
@@ -101,9 +101,10 @@ def test_an_event_time_in_the_future_counts_as_now(future) -> None:
     ],
 )
 def test_output_names_are_deterministic_safe_and_carry_generation_and_variant(file_name: str, expected: str) -> None:
-    upload = classify("e", None, resource(f"raw-uploads/u/c/{file_name}"), SETTINGS)
+    upload = classify("e", None, resource(f"raw-uploads/u/c/{file_name}"), SETTINGS.routes)
 
-    assert output_path(upload, "large", "webp") == expected
+    assert isinstance(upload, Upload)
+    assert upload.output_path("large", "webp") == expected
 
 
 @pytest.mark.parametrize(
@@ -117,9 +118,7 @@ def test_output_names_are_deterministic_safe_and_carry_generation_and_variant(fi
     ],
 )
 def test_urls_follow_the_configured_mode(mode: UrlMode, expected: str) -> None:
-    settings = dataclasses.replace(SETTINGS, url_mode=mode)
-
-    assert download_url("app.appspot.com", "showcase-images/u/c/a b.webp", "t-1", settings) == expected
+    assert UrlRules(mode).url("app.appspot.com", "showcase-images/u/c/a b.webp", "t-1") == expected
 
 
 @pytest.mark.parametrize(
@@ -137,4 +136,4 @@ def test_urls_follow_the_configured_mode(mode: UrlMode, expected: str) -> None:
 def test_url_bases_follow_the_emulator_unless_set(environ, download_base: str, public_base: str) -> None:
     settings = Settings.from_env(environ)
 
-    assert (settings.download_url_base, settings.public_url_base) == (download_base, public_base)
+    assert (settings.policy.urls.download_base, settings.policy.urls.public_base) == (download_base, public_base)
