@@ -30,11 +30,6 @@ class OutputFormat(str, Enum):
         return self in (OutputFormat.WEBP, OutputFormat.PNG, OutputFormat.AVIF)
 
     @property
-    def has_alpha(self) -> bool:
-        """Whether the format keeps transparency (JPEG is flattened onto the background)."""
-        return self is not OutputFormat.JPEG
-
-    @property
     def default_quality(self) -> int:
         """The quality used when a route names none for this format (PNG is lossless and ignores it)."""
         return {OutputFormat.AVIF: 50, OutputFormat.PNG: 100}.get(self, 80)

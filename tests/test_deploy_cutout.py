@@ -166,7 +166,7 @@ def test_a_routes_file_model_in_the_functions_bucket_needs_no_other_role(tmp_pat
                      "not both", id="uri-too"),
         pytest.param(["--cutout-model", "MODEL", "--cutout-family", "isnet"], {"ROUTES_FILE": "examples/routes.toml"},
                      "[route.cutout]", id="routes-file"),
-        pytest.param(["--cutout-model", "MODEL", "--cutout-family", "rembg"], {}, "CUTOUT_FAMILY must be one of",
+        pytest.param(["--cutout-model", "MODEL", "--cutout-family", "rembg"], {}, "CUTOUT_FAMILY 'rembg': must be",
                      id="bad-family"),
     ],
 )  # fmt: skip

@@ -29,16 +29,18 @@ def upload_and_wait(lines, timeout_s: float = 60) -> dict:
     """Seed the character, upload the sample where the built-in route looks, and wait for the manifest to settle."""
     from google.cloud import firestore, storage
 
-    from image_pipeline.devtools.demo_upload import DemoUpload, upload
+    from image_pipeline.commands.demo import upload
+    from image_pipeline.devtools.demo_upload import DemoUpload
+    from image_pipeline.manifest import field_value
+    from image_pipeline.ports import nested_fields
     from image_pipeline.settings import Settings
-    from image_pipeline.usecase import field_value
 
     settings = Settings.from_env({})
     route = settings.routes[0]
     plan = DemoUpload.of(route, "sample.jpg", settings.routes)
     documents = firestore.Client(project=lines.project)
     if plan.seed is not None:
-        documents.document(plan.document).set(dict(plan.seed))
+        documents.document(plan.document).set(nested_fields(plan.seed))
     upload(storage.Client(project=lines.project).bucket(lines.bucket), SAMPLE, plan.name)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

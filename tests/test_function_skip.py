@@ -77,4 +77,5 @@ def test_a_configuration_error_stops_the_function_at_start_up() -> None:
     )
 
     assert result.returncode != 0
-    assert "SOURCE_PREFIX 'showcase-images/' and OUTPUT_PREFIX 'showcase-images/' overlap" in result.stderr
+    assert "OUTPUT_PREFIX 'showcase-images/': " in result.stderr
+    assert "trigger the function again (SOURCE_PREFIX is 'showcase-images/')" in result.stderr
