@@ -440,6 +440,27 @@ def gif_frame_bomb(width=20000, height=20000, frame=0) -> bytes:
     return bytes(data)
 
 
+GIF_CONTROL = b"!\xf9\x04\x00\x00\x00\x00\x00"  # a graphic control extension: no delay, no transparency
+GIF_COMMENT = b"!\xfe\x05hello\x00"  # a comment extension of one sub-block
+
+
+def gif_image(width=1, height=1, lzw_code_size=2) -> bytes:
+    """An image descriptor declaring `width` x `height` at (0, 0), then LZW data of one pixel of colour 0."""
+    # Codes of 3 bits, least significant first: clear (4), index 0, end of information (5).
+    return b"," + struct.pack("<HHHHB", 0, 0, width, height, 0) + bytes([lzw_code_size]) + b"\x03\x44\x01\x00\x00"
+
+
+def gif_by_hand(*blocks: bytes, screen=(1, 1)) -> bytes:
+    """A GIF89a: a `screen` logical screen with a black-and-white global colour table, `blocks`, the trailer."""
+    return (
+        b"GIF89a" + struct.pack("<HHBBB", *screen, 0x80, 0, 0) + b"\x00\x00\x00\xff\xff\xff" + b"".join(blocks) + b";"
+    )
+
+
+# What a web server sends for a missing page; read as a GIF's logical screen, "<htm" is 26684x28020.
+HTML_PAGE = b"<html>\n<head><title>404 Not Found</title></head>\n<body><h1>Not Found</h1></body>\n</html>\n"
+
+
 BOMBS = {
     "png": png_bomb,
     "jpeg": jpeg_bomb,

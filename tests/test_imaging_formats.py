@@ -14,6 +14,7 @@ from PIL import Image
 from image_pipeline.errors import ImageRejected, RejectionCode
 from tests.imaging_fixtures import (
     ACCEPTED_FORMATS,
+    HTML_PAGE,
     PNG_SIGNATURE,
     RED,
     UNSUPPORTED_NAMES,
@@ -172,6 +173,18 @@ def test_garbage_behind_a_valid_magic_is_a_typed_rejection(magic, tail):
     rng = np.random.default_rng(len(magic))
     body = {"nothing": b"", "zeros": bytes(300), "random": rng.integers(0, 256, 300, dtype=np.uint8).tobytes()}[tail]
     assert rejection(MAGICS[magic] + body).code in TYPED_CODES
+
+
+# Text renamed to an image. The long page reaches past the length a JPEG's APP0 reads from "<h" (15464 bytes), so the
+# JPEG reader goes on to look for its next marker in the text.
+TEXTS = {"html": HTML_PAGE, "long_html": HTML_PAGE * 200, "plain": b"Hello, world; this is not an image!\n" * 8}
+
+
+@pytest.mark.parametrize("text", sorted(TEXTS))
+@pytest.mark.parametrize("magic", sorted(MAGICS))
+def test_text_behind_a_valid_magic_is_corrupt_not_measured(magic, text):
+    # No header reader may take sizes from the text: that would refuse a damaged file as a bomb.
+    assert rejection(MAGICS[magic] + TEXTS[text]).code is RejectionCode.CORRUPT_IMAGE
 
 
 def _png_with_ihdr(width, height, bit_depth=8, colour_type=2, fix_crc=True) -> bytes:

@@ -19,12 +19,18 @@ from image_pipeline.imaging.decode import gif_canvas
 from image_pipeline.options import OutputFormat
 from tests.imaging_fixtures import (
     BOMBS,
+    GIF_COMMENT,
+    GIF_CONTROL,
     GREEN,
+    HTML_PAGE,
     RED,
     animated_bytes,
     encode,
     format_sample,
+    gif_by_hand,
+    gif_descriptor_offsets,
     gif_frame_bomb,
+    gif_image,
     noise,
     png_bomb,
     rejection,
@@ -124,9 +130,75 @@ def test_gif_frame_extents_within_the_limit_are_not_too_large(keep_animation):
 
 
 def test_gif_canvas_reads_every_frame_extent_from_the_headers():
+    data = gif_frame_bomb(300, 40, frame=2)
+    first, _, third = gif_descriptor_offsets(data)
     assert gif_canvas(animated_bytes("GIF", size=(90, 60))) == (90, 60)
-    assert gif_canvas(gif_frame_bomb(300, 40, frame=2)) == (300, 40)
-    assert gif_canvas(gif_frame_bomb(300, 40, frame=2)[:60]) == (16, 16)  # cut short: what was read so far
+    assert gif_canvas(data) == (300, 40)
+    # Cut short: the frames read so far, the one whose data is cut included; no frame at all, nothing to allocate.
+    assert gif_canvas(data[: third + 12]) == (300, 40)
+    assert gif_canvas(data[: third + 5]) == (16, 16)
+    assert gif_canvas(data[: first + 5]) == (0, 0)
+
+
+def test_a_44_byte_gif_claiming_a_65535_square_frame_is_too_large():
+    data = gif_by_hand(GIF_CONTROL, gif_image(65535, 65535))
+    assert len(data) == 44
+    error = rejection(data)
+    assert error.code is RejectionCode.TOO_LARGE and "65535x65535" in error.message
+
+
+def test_a_web_page_behind_a_gif_signature_is_corrupt_not_measured():
+    # The tracker's case: the logical screen read from "<htm" is 26684x28020, and Pillow would open the file.
+    error = rejection(b"GIF89a" + HTML_PAGE)
+    assert error.code is RejectionCode.CORRUPT_IMAGE and "26684x28020" not in error.message
+
+
+# A byte that opens no GIF block where one must start: not a GIF, whatever sizes it seems to declare.
+CORRUPT_GIFS = {
+    "html_after_the_signature": lambda: b"GIF87a" + HTML_PAGE,
+    "garbage_byte_between_blocks": lambda: gif_by_hand(GIF_CONTROL, b"\x99", gif_image()),
+    "zero_byte_before_the_trailer": lambda: gif_by_hand(gif_image(), b"\x00"),
+    "garbage_after_a_huge_frame": lambda: gif_by_hand(gif_image(65535, 65535), b"<"),
+    "lzw_code_size_past_the_decoders": lambda: gif_by_hand(gif_image(lzw_code_size=13)),
+    # Text whose first byte after the logical screen happens to open a block: an image descriptor read from text has
+    # an impossible LZW code size; an extension's sub-blocks run to the end of the text, and no frame is found.
+    "text_with_a_comma_where_a_block_starts": lambda: b"GIF89a<html>\n," + HTML_PAGE,
+    "text_with_a_bang_where_a_block_starts": lambda: b"GIF89a<html>\n!" + HTML_PAGE,
+    "text_with_a_semicolon_where_a_block_starts": lambda: b"GIF89a<html>\n;" + HTML_PAGE,
+}
+
+
+@pytest.mark.parametrize("name", sorted(CORRUPT_GIFS))
+def test_a_gif_whose_blocks_are_not_gif_blocks_is_corrupt(name):
+    assert rejection(CORRUPT_GIFS[name]()).code is RejectionCode.CORRUPT_IMAGE
+
+
+# Well-formed blocks, or cut short after the frame, declaring more pixels than the limit.
+HUGE_GIFS = {
+    "huge_frame_after_an_extension": lambda: gif_by_hand(GIF_COMMENT, gif_image(20000, 20000)),
+    "huge_frame_cut_short": lambda: gif_by_hand(GIF_CONTROL, gif_image(65535, 65535))[:-5],
+    "huge_screen_and_frame": lambda: gif_by_hand(gif_image(20000, 20000), screen=(20000, 20000)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HUGE_GIFS))
+def test_a_well_formed_gif_declaring_a_huge_frame_is_too_large_quickly(name):
+    start = time.perf_counter()
+    assert rejection(HUGE_GIFS[name]()).code is RejectionCode.TOO_LARGE
+    assert time.perf_counter() - start < 2
+
+
+WELL_FORMED_GIFS = {
+    "pillow_still": lambda: encode(solid(RED, (40, 30)), "GIF"),
+    "pillow_animated": lambda: animated_bytes("GIF", size=(40, 30)),
+    "by_hand_one_pixel": lambda: gif_by_hand(GIF_CONTROL, gif_image()),
+    "by_hand_extensions_between_frames": lambda: gif_by_hand(gif_image(), GIF_COMMENT, GIF_CONTROL, gif_image()),
+}
+
+
+@pytest.mark.parametrize("name", sorted(WELL_FORMED_GIFS))
+def test_well_formed_small_gifs_still_process(name):
+    assert run(WELL_FORMED_GIFS[name]()).source.format == "GIF"
 
 
 def test_limit_counts_displayed_pixels_of_oriented_images_the_same():

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import io
-import re
 import struct
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pillow_heif
@@ -112,30 +112,58 @@ def pixel_limit(options: ImagingOptions) -> int:
     return min(options.max_pixels, PIXEL_CEILING)
 
 
+# A GIF is its signature and logical screen descriptor, then blocks, each opened by one of three bytes.
+_GIF_HEADER_BYTES = 13
+_GIF_EXTENSION, _GIF_IMAGE, _GIF_TRAILER = 0x21, 0x2C, 0x3B
+# Pillow's LZW decoder refuses a larger minimum code size ("codec configuration error").
+_GIF_MAX_LZW_CODE_SIZE = 12
+
+
 def gif_canvas(data: bytes) -> tuple[int, int]:
-    """The largest canvas a GIF can grow to: its logical screen and every frame's extent, from the block headers.
+    """The largest canvas a GIF can grow to: its logical screen and every frame's extent, walking its blocks.
 
-    Walks the blocks as Pillow does (bytes between blocks are skipped, the trailer ends it); stops quietly where
-    the data is cut short, leaving the error to the decoder.
+    Pillow skips bytes between blocks and reads a frame wherever it meets a ',', so text behind a GIF signature would
+    yield "dimensions": a byte that opens no block, or an impossible LZW code size, makes the file corrupt. Where the
+    data is cut short, the frames read so far count and the truncation is left to the decoder. Without any frame the
+    answer is (0, 0): Pillow refuses such a file, so its logical screen is never allocated.
     """
-    width = height = 0
+    if len(data) < _GIF_HEADER_BYTES:
+        return 0, 0
+    width, height = struct.unpack_from("<HH", data, 6)
+    frames = 0
+    for right, bottom in _gif_frame_edges(data, _GIF_HEADER_BYTES + _colour_table_bytes(data[10])):
+        width, height = max(width, right), max(height, bottom)
+        frames += 1
+    return (width, height) if frames else (0, 0)
+
+
+def _gif_frame_edges(data: bytes, position: int) -> Iterator[tuple[int, int]]:
+    """The right and bottom edge of every frame, from the blocks at `position` on up to the trailer.
+
+    Every step moves forward, so the walk is linear in the data; it ends quietly where the data is cut short.
+    """
     try:
-        width, height = struct.unpack_from("<HH", data, 6)
-        position = 13 + _colour_table_bytes(data[10])
-        while (found := _GIF_BLOCK.search(data, position)) is not None and found.group() != b";":
-            position = found.end()
-            if found.group() == b"!":
+        while (introducer := data[position]) != _GIF_TRAILER:
+            if introducer == _GIF_EXTENSION:
+                position = _skip_sub_blocks(data, position + 2)  # past the introducer and the label
+            elif introducer == _GIF_IMAGE:
+                left, top, width, height, flags = struct.unpack_from("<HHHHB", data, position + 1)
+                yield left + width, top + height
+                position += 10 + _colour_table_bytes(flags)
+                if data[position] > _GIF_MAX_LZW_CODE_SIZE:
+                    raise ImageRejected(
+                        RejectionCode.CORRUPT_IMAGE,
+                        f"the GIF's LZW code size at offset {position} is {data[position]}; "
+                        f"the most is {_GIF_MAX_LZW_CODE_SIZE}",
+                    )
                 position = _skip_sub_blocks(data, position + 1)
-                continue
-            left, top, frame_width, frame_height, flags = struct.unpack_from("<HHHHB", data, position)
-            width, height = max(width, left + frame_width), max(height, top + frame_height)
-            position = _skip_sub_blocks(data, position + 9 + _colour_table_bytes(flags) + 1)
-    except (struct.error, IndexError):
-        pass
-    return width, height
-
-
-_GIF_BLOCK = re.compile(rb"[!,;]")
+            else:
+                raise ImageRejected(
+                    RejectionCode.CORRUPT_IMAGE,
+                    f"the GIF has byte 0x{introducer:02x} at offset {position}, where a block must start",
+                )
+    except (IndexError, struct.error):
+        return
 
 
 def _colour_table_bytes(flags: int) -> int:
@@ -143,6 +171,7 @@ def _colour_table_bytes(flags: int) -> int:
 
 
 def _skip_sub_blocks(data: bytes, position: int) -> int:
+    """The position after the data sub-blocks at `position` and their zero-size terminator."""
     while (size := data[position]) != 0:
         position += 1 + size
     return position + 1
