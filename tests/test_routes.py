@@ -529,7 +529,6 @@ def test_routes_are_kept_in_file_order() -> None:
     assert [route.name for route in routes] == ["c", "a", "b"]
 
 
-@pytest.mark.skipif(not DOCS.exists(), reason="docs/routes.md not written yet")
 def test_every_toml_example_in_the_docs_is_a_valid_routes_file() -> None:
     blocks = re.findall(r"```toml\n(.*?)```", DOCS.read_text(), flags=re.DOTALL)
 
