@@ -7,7 +7,6 @@ import io
 import itertools
 import re
 import threading
-import time
 from collections import defaultdict
 from typing import Any
 
@@ -102,13 +101,3 @@ def assert_complete(backend: Backend, character_id: str, source: dict[str, Any],
         body = blob.download_as_bytes()
         assert len(body) == blob.size == variant["bytes"]
         assert Image.open(io.BytesIO(body)).size == (variant["width"], variant["height"])
-
-
-def poll(condition: Any, timeout_s: float, interval_s: float = 0.05) -> bool:
-    """Call `condition` until it is true or the time is up; its last answer."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(interval_s)
-    return True

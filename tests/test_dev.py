@@ -6,13 +6,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from image_pipeline.devtools import emulators
 from tests.dev_process import REPO_ROOT, alive, descendants, running_dev
+from tests.waits import wait_until
 
 SAMPLE = REPO_ROOT / "image_pipeline" / "sample" / "sample.jpg"
 
@@ -42,13 +43,15 @@ def upload_and_wait(lines, timeout_s: float = 60) -> dict:
     if plan.seed is not None:
         documents.document(plan.document).set(nested_fields(plan.seed))
     upload(storage.Client(project=lines.project).bucket(lines.bucket), SAMPLE, plan.name)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    manifest: dict[str, Any] = {}
+
+    def settled() -> bool:
+        nonlocal manifest
         manifest = field_value(documents.document(plan.document).get().to_dict() or {}, route.field) or {}
-        if manifest.get("status") in {"complete", "failed"}:
-            return manifest
-        time.sleep(0.1)
-    raise AssertionError(f"the document did not settle within {timeout_s} s: {manifest}")
+        return manifest.get("status") in {"complete", "failed"}
+
+    wait_until(settled, timeout_s, lambda: f"the document to settle; its manifest: {manifest}", interval_s=0.1)
+    return manifest
 
 
 @pytest.mark.parametrize("attach", [False, True], ids=["own-firestore", "attached-firestore"])

@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,8 @@ from image_pipeline.devtools import emulators
 from image_pipeline.settings import Settings
 from tests.backend import Backend, photo
 from tests.faultproxy import ANY, DOWNLOAD, UPLOAD, Fault, FaultProxy, Match
-from tests.invariants import VARIANTS, DocumentHistory, assert_complete, output_sets, poll, progress, regressions
+from tests.invariants import VARIANTS, DocumentHistory, assert_complete, output_sets, progress, regressions
+from tests.waits import wait_until
 
 OWNER = "user-f"
 CHARACTER = "char-f"
@@ -38,6 +40,9 @@ SETTINGS = Settings.from_env(CLIENT_ENV)
 # One stalled call costs the client timeout; its retry window and the rest of the attempt fit in the slack.
 ATTEMPT_BOUND_S = SETTINGS.client_timeout_s + SETTINGS.client_retry_s + 5
 REDELIVERIES = 10
+# The pause before a redelivery: it stands in for the platform's backoff (Eventarc's starts at seconds), shortened to
+# keep the tests quick. It proves nothing by itself; the redelivery's answer is what is checked.
+REDELIVERY_PAUSE_S = 0.3
 
 
 class OwnFirestore:
@@ -83,7 +88,7 @@ class OwnFirestore:
         url = f"http://{self.host_port}/emulator/v1/projects/{self.project}:export"
         emulators.request("POST", url, body, {"Content-Type": "application/json"})
         self._service.stop()
-        assert poll(lambda: not _accepts(self.port), 10), "the Firestore emulator kept its port open"
+        wait_until(lambda: not _accepts(self.port), 10, "the stopped Firestore emulator to close its port")
 
     def freeze(self) -> None:
         """SIGSTOP the emulator: connections hang instead of failing."""
@@ -154,26 +159,31 @@ class World:
         return DocumentHistory(self.backend.firestore_client.collection("characters").document(CHARACTER))
 
     def redeliver_until_done(self, source: dict[str, Any], event_id: str) -> list[int]:
-        """Redeliver as the platform does after a 500 (with a short backoff) until it is acknowledged; the statuses."""
+        """Redeliver as the platform does after a 500, at most REDELIVERIES times, until it is acknowledged; the
+        statuses.
+
+        A poll bounded by the number of deliveries: whether the function can finish now shows only in its answer.
+        """
         statuses = [self.backend.deliver(source, event_id=event_id)]
         while statuses[-1] == 500 and len(statuses) < REDELIVERIES:
-            time.sleep(0.3)
+            time.sleep(REDELIVERY_PAUSE_S)
             statuses.append(self.backend.deliver(source, event_id=event_id))
         return statuses
 
 
 @pytest.fixture(scope="module")
 def own_world(stack: emulators.LocalStack) -> Iterator[World]:
-    """Started once for the module: the proxy, the Firestore emulator and the function."""
-    proxy = FaultProxy(stack.storage.port)
-    own_firestore = OwnFirestore(stack.project)
-    backend = Backend("", Path(os.devnull), stack.storage.url, storage.Client(), own_firestore.client())
-    world = World(stack, proxy, own_firestore, backend)
-    world.start_function()
-    yield world
-    world.function.stop()
-    own_firestore.close()
-    proxy.close()
+    """Started once for the module: the proxy, the Firestore emulator and the function; each stopped in any case."""
+    with ExitStack() as started:
+        proxy = FaultProxy(stack.storage.port)
+        started.callback(proxy.close)
+        own_firestore = OwnFirestore(stack.project)
+        started.callback(own_firestore.close)
+        backend = Backend("", Path(os.devnull), stack.storage.url, storage.Client(), own_firestore.client())
+        world = World(stack, proxy, own_firestore, backend)
+        started.callback(lambda: world.function and world.function.stop())
+        world.start_function()
+        yield world
 
 
 @pytest.fixture
@@ -367,8 +377,9 @@ def test_a_function_killed_mid_upload_is_completed_by_the_redelivery(world: Worl
         world.kill_function()
         assert attempt.exception(timeout=30) is not None
     world.proxy.release()
+    # A held upload is forwarded once released and lands; a stalled one is reset by the proxy, never forwarded.
     expected = 2 if in_flight is Fault.HOLD else 1
-    assert poll(lambda: len(generations(world.backend)) == expected, 10)
+    wait_until(lambda: len(generations(world.backend)) == expected, 10, f"{expected} outputs stored after the kill")
     kept = generations(world.backend)
     assert progress(world.backend.document(CHARACTER)) == (int(source["generation"]), 0)
 

@@ -23,10 +23,11 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
+
+from tests.waits import poll
 
 requests = pytest.importorskip("requests")
 
@@ -58,20 +59,22 @@ def emulator(tmp_path_factory):
             start_new_session=True,
         )
     base = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        try:
+            return requests.get(base + "/", timeout=1).ok
+        except requests.RequestException:  # refused, or accepted but not answering yet
+            return False
+
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if requests.get(base + "/", timeout=1).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                text = log.read_text(errors="replace")
-                if "component" in text.lower() and "not installed" in text.lower():
-                    pytest.skip("cloud-firestore-emulator component not installed")
-                pytest.fail(f"Firestore emulator did not start:\n{text[-2000:]}")
-            time.sleep(0.3)
+        # The emulator (a JVM) says it is up only by answering on its port; 90 s covers a cold start on a busy machine.
+        up = poll(lambda: process.poll() is not None or answers(), 90, interval_s=0.3)
+        if not up or process.poll() is not None:
+            text = log.read_text(errors="replace")
+            if "component" in text.lower() and "not installed" in text.lower():
+                pytest.skip("cloud-firestore-emulator component not installed")
+            outcome = "exited" if process.poll() is not None else "did not answer within 90 s"
+            pytest.fail(f"Firestore emulator {outcome}:\n{text[-2000:]}")
         yield base
     finally:
         try:
