@@ -122,10 +122,11 @@ _GIF_MAX_LZW_CODE_SIZE = 12
 def gif_canvas(data: bytes) -> tuple[int, int]:
     """The largest canvas a GIF can grow to: its logical screen and every frame's extent, walking its blocks.
 
-    Pillow skips bytes between blocks and reads a frame wherever it meets a ',', so text behind a GIF signature would
-    yield "dimensions": a byte that opens no block, or an impossible LZW code size, makes the file corrupt. Where the
-    data is cut short, the frames read so far count and the truncation is left to the decoder. Without any frame the
-    answer is (0, 0): Pillow refuses such a file, so its logical screen is never allocated.
+    Pillow skips unknown bytes between blocks and reads a frame at any ',' it meets; this walk does not, so that text
+    behind a GIF signature is a corrupt file rather than a bomb of the sizes its letters spell: a byte where no block
+    can start, or an LZW code size the decoder refuses, makes the file corrupt. Where the data is cut short, the frames
+    read so far count and the truncation is left to the decoder. Without any frame the answer is (0, 0): Pillow
+    refuses such a file, so its logical screen is never allocated.
     """
     if len(data) < _GIF_HEADER_BYTES:
         return 0, 0
