@@ -31,15 +31,17 @@ class RouteVariable:
     default: str  # as it would be written in the environment; "" when unset by default
     accepts: str  # the values it takes (Markdown)
     help: str  # what it does, in one line (Markdown)
+    cloud: bool = False  # where sources, outputs or documents are, or what happens to them: no local run uses it
 
 
 ROUTE_VARIABLES = (
     RouteVariable("SOURCE_PREFIX", "match", "raw-uploads/", "a folder path ending in `/`, like `a/b/`",
-                  "where uploads are watched: `{SOURCE_PREFIX}{uid}/{characterId}/{file}`"),
+                  "where uploads are watched: `{SOURCE_PREFIX}{uid}/{characterId}/{file}`", cloud=True),
     RouteVariable("OUTPUT_PREFIX", "output", "showcase-images/", "a folder path ending in `/`, like `a/b/`",
-                  "where variants go: `{OUTPUT_PREFIX}{uid}/{characterId}/`; outputs must not fit the source pattern"),
+                  "where variants go: `{OUTPUT_PREFIX}{uid}/{characterId}/`; outputs must not fit the source pattern",
+                  cloud=True),
     RouteVariable("FIRESTORE_COLLECTION", "document", "characters", "a collection name of `A-Z a-z 0-9 _ . -`",
-                  "the documents' collection: `{FIRESTORE_COLLECTION}/{characterId}`"),
+                  "the documents' collection: `{FIRESTORE_COLLECTION}/{characterId}`", cloud=True),
     RouteVariable("VARIANTS", "variants", "thumb:256,medium:1024,large:2048",
                   "comma-separated `name:longest-edge` pairs", "the sizes made; the largest is `showcaseImageUrl`"),
     RouteVariable("OUTPUT_FORMAT", "formats", "webp", "`webp`, `avif`, `jpeg` or `png`", "the variants' format"),
@@ -47,7 +49,7 @@ ROUTE_VARIABLES = (
     RouteVariable("KEEP_ANIMATION", "keep_animation", "false", BOOLEAN_ACCEPTS,
                   "keep animations (GIF/WebP/APNG in; WebP/AVIF/PNG out)"),
     RouteVariable("DELETE_ORIGINAL", "delete_original", "never", "`never` or `on_success`",
-                  "whether the upload is deleted once its variants are recorded"),
+                  "whether the upload is deleted once its variants are recorded", cloud=True),
     RouteVariable("CUTOUT_FAMILY", "cutout.family", "", "`isnet` or `u2net`",
                   "background removal before the variants are made (docs/cutout.md); unset: off"),
     RouteVariable("CUTOUT_MODEL_URI", "cutout.uri", "",

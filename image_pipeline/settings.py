@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
@@ -105,65 +106,63 @@ class Settings:
                 help="threads that encode variants; 0: one per variant, at most the CPU count",
             ),
         )
-        policy = Policy(
-            urls=UrlRules(
-                mode=env.choice(
-                    "URL_MODE",
-                    UrlMode,
-                    UrlMode.TOKEN,
-                    help="`token`: Firebase download URLs; `public`: the objects' public URLs",
+        log_level = env.choice("LOG_LEVEL", LogLevel, cls.log_level, help="the lowest severity logged")
+        # What only the deployed function and the backfill use: a local `process` run lists none of these.
+        with env.cloud_only():
+            policy = Policy(
+                urls=UrlRules(
+                    mode=env.choice(
+                        "URL_MODE",
+                        UrlMode,
+                        UrlMode.TOKEN,
+                        help="`token`: Firebase download URLs; `public`: the objects' public URLs",
+                    ),
+                    download_base=env.url(
+                        "DOWNLOAD_URL_BASE",
+                        _emulator_base(env, "/storage/v1") or FIREBASE_DOWNLOAD_BASE,
+                        help="base of token URLs (the emulator's `/storage/v1` when `STORAGE_EMULATOR_HOST` is set)",
+                    ),
+                    public_base=env.url(
+                        "PUBLIC_URL_BASE",
+                        _emulator_base(env, "") or PUBLIC_STORAGE_BASE,
+                        help="base of public URLs (the emulator's address when `STORAGE_EMULATOR_HOST` is set)",
+                    ),
                 ),
-                download_base=env.url(
-                    "DOWNLOAD_URL_BASE",
-                    _emulator_base(env, "/storage/v1") or FIREBASE_DOWNLOAD_BASE,
-                    help="base of token URLs (the emulator's `/storage/v1` when `STORAGE_EMULATOR_HOST` is set)",
+                max_event_age_s=env.integer(
+                    "MAX_EVENT_AGE_S",
+                    Policy().max_event_age_s,
+                    low=0,
+                    help="seconds a missing document is waited for (by retrying)",
                 ),
-                public_base=env.url(
-                    "PUBLIC_URL_BASE",
-                    _emulator_base(env, "") or PUBLIC_STORAGE_BASE,
-                    help="base of public URLs (the emulator's address when `STORAGE_EMULATOR_HOST` is set)",
+                retry_window_s=env.integer(
+                    "RETRY_WINDOW_S",
+                    Policy().retry_window_s,
+                    low=0,
+                    help="seconds after which transient failures are recorded as `retries_exhausted`",
                 ),
-            ),
-            max_event_age_s=env.integer(
-                "MAX_EVENT_AGE_S",
-                Policy().max_event_age_s,
-                low=0,
-                help="seconds a missing document is waited for (by retrying)",
-            ),
-            retry_window_s=env.integer(
-                "RETRY_WINDOW_S",
-                Policy().retry_window_s,
-                low=0,
-                help="seconds after which transient failures are recorded as `retries_exhausted`",
-            ),
-        )
-        settings = cls(
-            limits=limits,
-            policy=policy,
-            client_timeout_s=env.number(
+            )
+            client_timeout_s = env.number(
                 "CLIENT_TIMEOUT_S",
                 cls.client_timeout_s,
                 low=0.1,
                 high=50,
                 help="timeout of one Storage/Firestore request, in seconds",
-            ),
-            client_retry_s=env.number(
+            )
+            client_retry_s = env.number(
                 "CLIENT_RETRY_S",
                 cls.client_retry_s,
                 low=0,
                 high=30,
                 help="seconds the clients may spend retrying one call",
-            ),
-            log_level=env.choice("LOG_LEVEL", LogLevel, cls.log_level, help="the lowest severity logged"),
-            warm_up=env.boolean(
+            )
+            warm_up = env.boolean(
                 "WARM_UP",
                 cls.warm_up,
                 help="create the clients, connect and run the encoders once in the background as each serving process "
                 "starts (it stops when an upload arrives): an instance started ahead of its first event serves it "
                 "as fast as a warm one; `false` to load on the first upload",
-            ),
-            routes=(),
-        )
+            )
+        settings = cls(limits, policy, client_timeout_s, client_retry_s, log_level, warm_up, routes=())
         routes_file = env.path(
             "ROUTES_FILE", help="a routes file (TOML; relative: from the source root): see docs/routes.md"
         )
@@ -191,6 +190,7 @@ class Variable:
     accepts: str  # the values it takes (Markdown)
     help: str  # what it does, in one line (Markdown)
     route: bool = False  # spells a key of the built-in route: refused beside ROUTES_FILE, where routes say it
+    cloud: bool = False  # about the bucket, the database or the clients: a local `process` run does not use it
 
 
 class _Env:
@@ -203,6 +203,7 @@ class _Env:
     def __init__(self, environ: Mapping[str, str]) -> None:
         self._environ = environ
         self._seen: list[Variable] = []
+        self._cloud = False
 
     @property
     def variables(self) -> tuple[Variable, ...]:
@@ -210,8 +211,17 @@ class _Env:
         return tuple(self._seen)
 
     def _get(self, variable: Variable) -> str | None:
-        self._seen.append(variable)
+        self._seen.append(replace(variable, cloud=variable.cloud or self._cloud))
         return self.unlisted(variable.name)
+
+    @contextmanager
+    def cloud_only(self) -> Iterator[None]:
+        """The variables read inside are marked `cloud`."""
+        self._cloud = True
+        try:
+            yield
+        finally:
+            self._cloud = False
 
     def unlisted(self, key: str) -> str | None:
         """A variable another tool defines (e.g. STORAGE_EMULATOR_HOST): read, but not one of our settings."""
@@ -222,7 +232,8 @@ class _Env:
         """The built-in route's variables that are set: their spelling is the route parser's to judge."""
         spelled = {}
         for variable in ROUTE_VARIABLES:
-            raw = self._get(Variable(variable.name, variable.default, variable.accepts, variable.help, route=True))
+            listed = Variable(variable.name, variable.default, variable.accepts, variable.help, True, variable.cloud)
+            raw = self._get(listed)
             if raw is not None:
                 spelled[variable.name] = raw
         return spelled

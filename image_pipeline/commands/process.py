@@ -20,13 +20,6 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 
-# Settings about the bucket, the database and events: read and validated, but nothing a local file run uses.
-CLOUD_ONLY = frozenset(
-    {
-        "SOURCE_PREFIX", "OUTPUT_PREFIX", "FIRESTORE_COLLECTION", "URL_MODE", "DELETE_ORIGINAL", "MAX_EVENT_AGE_S",
-        "RETRY_WINDOW_S", "CLIENT_TIMEOUT_S", "CLIENT_RETRY_S", "DOWNLOAD_URL_BASE", "PUBLIC_URL_BASE", "WARM_UP",
-    }
-)  # fmt: skip
 EXIT_CODES = """\
 exit codes:
   0  every input made its variants
@@ -41,7 +34,7 @@ def help_epilog() -> str:
     lines = [
         f"  {variable.name}={variable.default}  {variable.help.replace('`', '')}"
         for variable in Settings.variables()
-        if variable.name not in CLOUD_ONLY
+        if not variable.cloud
     ]
     return "\n".join(
         [
