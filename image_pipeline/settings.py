@@ -162,18 +162,15 @@ class Settings:
                 "starts (it stops when an upload arrives): an instance started ahead of its first event serves it "
                 "as fast as a warm one; `false` to load on the first upload",
             )
-        settings = cls(limits, policy, client_timeout_s, client_retry_s, log_level, warm_up, routes=())
         routes_file = env.path(
             "ROUTES_FILE", help="a routes file (TOML; relative: from the source root): see docs/routes.md"
         )
         if routes_file is None:
-            return _with_routes(settings, builtin_routes(route_spelling, limits))
-        refuse_beside_routes_file(route_spelling)
-        return _with_routes(settings, load_routes(routes_file, limits))
-
-
-def _with_routes(settings: Settings, routes: tuple[Route, ...]) -> Settings:
-    return replace(settings, routes=routes)
+            routes = builtin_routes(route_spelling, limits)
+        else:
+            refuse_beside_routes_file(route_spelling)
+            routes = load_routes(routes_file, limits)
+        return cls(limits, policy, client_timeout_s, client_retry_s, log_level, warm_up, routes)
 
 
 _URL = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
