@@ -243,9 +243,9 @@ class RulesPlan:
 def read_settings(environ: Mapping[str, str] | None = None) -> ProjectSettings:
     """The variables the function's settings read and, given the function's environment, its routes' sizing.
 
-    The only reader of image_pipeline.settings here: the settings are being reshaped, and this is what follows them.
-    The environment is validated by the function's own code (Settings.from_env), so a bad value or routes file stops
-    the deploy before anything changes.
+    The only reader of image_pipeline.settings here, so that a change there has one place to follow here. The
+    environment is validated by the function's own code (Settings.from_env): a bad value or routes file stops the
+    deploy before anything changes.
     """
     from image_pipeline.errors import ConfigurationError
     from image_pipeline.settings import Settings
