@@ -613,7 +613,7 @@ def file_sha256(file: str) -> str:
     return digest.hexdigest()
 
 
-def builtin_model(environ: Mapping[str, str], sha256_of: Callable[[str], str] = file_sha256) -> ModelUpload | None:
+def builtin_model(environ: Mapping[str, str]) -> ModelUpload | None:
     """--cutout-model (CUTOUT_MODEL) checked against the built-in route's other CUTOUT_ variables: a FILE to upload,
     or None (no model, or a gs:// one used where it is)."""
     model = environ.get("CUTOUT_MODEL", "")
@@ -638,7 +638,7 @@ def builtin_model(environ: Mapping[str, str], sha256_of: Callable[[str], str] = 
         return None
     if not os.path.isfile(model):
         raise UsageError(f"--cutout-model '{model}': no such file")
-    sha256 = sha256_of(model)
+    sha256 = file_sha256(model)
     if given_sha256 and given_sha256.lower() != sha256:
         raise UsageError(f"--cutout-sha256 {given_sha256} is not the SHA-256 of {model} ({sha256})")
     return ModelUpload(model, sha256, model_object_name(model, sha256))
