@@ -1,5 +1,6 @@
-"""deploy.sh with background removal, offline: the model's checksum, its upload outside every route, the settings,
-the sizing, the read role on another bucket; the dry run shows it all and a real run (fake gcloud) does the same."""
+"""deploy.sh with background removal, offline: the model's upload outside every route, the settings, the sizing, the
+read role on another bucket; the dry run shows it all and a real run (fake gcloud) does the same. The checksum, the
+object's name, the sizing's limits and the refusals are tested in tests/test_deploy_plan.py."""
 
 from __future__ import annotations
 
@@ -42,81 +43,45 @@ sha256 = "SHA"
 """.replace("SHA", "ab" * 32)
 
 
-@pytest.fixture
-def model(tmp_path: Path) -> Path:
-    path = tmp_path / "isnet-anime.onnx"
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("model") / "isnet-anime.onnx"
     path.write_bytes(MODEL_BYTES)
     return path
 
 
-def cutout_plan(tmp_path: Path, model: Path, *args: str, env: dict[str, str] | None = None):
-    result = dry(tmp_path, "--cutout-model", str(model), "--cutout-family", "isnet", *args, env=env)
+@pytest.fixture(scope="module")
+def plan(tmp_path_factory, model):
+    result = dry(tmp_path_factory.mktemp("plan"), "--cutout-model", str(model), "--cutout-family", "isnet")
     assert result.returncode == 0, result.stderr
     return result
 
 
-def test_a_model_file_is_uploaded_outside_every_route_under_a_name_holding_its_checksum(tmp_path, model) -> None:
-    plan = cutout_plan(tmp_path, model)
-
+def test_a_model_file_is_uploaded_outside_every_route_under_a_name_holding_its_checksum(plan, model) -> None:
     [upload] = find(commands(plan.stdout), "gcloud", "storage", "cp")
     assert upload[3:5] == [str(model), f"gs://{BUCKET}/{OBJECT}"]
     assert "--no-clobber" in upload  # a re-run uploads nothing: the name holds the checksum
     assert f"sha256 {SHA}" in plan.stdout
 
 
-def test_the_settings_name_the_uploaded_model_and_its_checksum(tmp_path, model) -> None:
-    settings = env_file(cutout_plan(tmp_path, model).stdout)
+def test_the_settings_name_the_uploaded_model_and_its_checksum(plan) -> None:
+    settings = env_file(plan.stdout)
 
     assert (settings["CUTOUT_FAMILY"], settings["CUTOUT_MODEL_URI"], settings["CUTOUT_MODEL_SHA256"]) == (
         "isnet", f"gs://{{bucket}}/{OBJECT}", SHA
     )  # fmt: skip
 
 
-def test_the_model_is_uploaded_before_the_function_is_deployed(tmp_path, model) -> None:
-    steps = [" ".join(cmd[:3]) for cmd in commands(cutout_plan(tmp_path, model).stdout)]
+def test_the_model_is_uploaded_before_the_function_is_deployed(plan) -> None:
+    steps = [" ".join(cmd[:3]) for cmd in commands(plan.stdout)]
 
     assert steps.index("gcloud storage cp") < steps.index("gcloud functions deploy")
 
 
-@pytest.mark.parametrize(
-    ("args", "expected"),
-    [
-        pytest.param([], {"--memory": "4Gi", "--cpu": "2", "--timeout": "120s"}, id="defaults"),
-        pytest.param(["--memory", "2Gi", "--cpu", "1"], {"--memory": "2Gi", "--cpu": "1"}, id="smallest"),
-        pytest.param(["--timeout", "300s"], {"--timeout": "300s"}, id="longer-timeout"),
-    ],
-)
-def test_background_removal_sizes_the_function(tmp_path, model, args, expected) -> None:
-    [deploy] = find(commands(cutout_plan(tmp_path, model, *args).stdout), "gcloud", "functions", "deploy")
-
-    for name, value in expected.items():
-        assert flag(deploy, name) == [value]
-
-
-@pytest.mark.parametrize(
-    ("args", "problem"),
-    [
-        pytest.param(["--memory", "1Gi"], "MEMORY 1Gi is below 2048 MiB", id="memory"),
-        pytest.param(["--cpu", ".5"], "CPU .5 is below 1", id="cpu"),
-        pytest.param(["--timeout", "60s"], "TIMEOUT 60s is below 120s", id="timeout"),
-        pytest.param(["--memory", "2Gi", "--concurrency", "2"], "120 MiB + 2 x 1730 MiB = 3580 MiB", id="concurrency"),
-    ],
-)
-def test_an_undersized_function_is_refused(tmp_path, model, args, problem) -> None:
-    result = dry(tmp_path, "--cutout-model", str(model), "--cutout-family", "isnet", *args)
-
-    assert result.returncode == 2
-    assert problem in result.stderr
-    assert not commands(result.stdout)
-
-
-def test_without_background_removal_nothing_changes(tmp_path) -> None:
-    plan = dry(tmp_path)
-
-    assert not find(commands(plan.stdout), "gcloud", "storage", "cp")
-    assert not any(key.startswith("CUTOUT_") for key in env_file(plan.stdout))
+def test_background_removal_sizes_the_function(plan) -> None:
     [deploy] = find(commands(plan.stdout), "gcloud", "functions", "deploy")
-    assert (flag(deploy, "--memory"), flag(deploy, "--cpu"), flag(deploy, "--timeout")) == (["1Gi"], ["1"], ["60s"])
+
+    assert (flag(deploy, "--memory"), flag(deploy, "--cpu"), flag(deploy, "--timeout")) == (["4Gi"], ["2"], ["120s"])
 
 
 def test_a_model_in_another_bucket_gets_read_access_on_that_bucket_only(tmp_path) -> None:
@@ -141,43 +106,6 @@ def test_models_named_by_a_routes_file_in_another_bucket_get_read_access(tmp_pat
     assert [cmd[4] for cmd in cmds if "roles/storage.objectViewer" in " ".join(cmd)] == ["gs://shared-models"]
     [deploy] = find(cmds, "gcloud", "functions", "deploy")
     assert (flag(deploy, "--memory"), flag(deploy, "--cpu")) == (["4Gi"], ["2"])
-
-
-def test_a_routes_file_model_in_the_functions_bucket_needs_no_other_role(tmp_path, source: Path) -> None:  # noqa: F811
-    with_routes(source, CUTOUT_ROUTE.replace("MODEL_URI", "gs://{bucket}/models/isnet-anime.onnx"))
-
-    result = dry(tmp_path, env={"ROUTES_FILE": "routes.toml"}, script=source / "deploy.sh")
-
-    assert result.returncode == 0, result.stderr
-    assert "roles/storage.objectViewer" not in result.stdout
-
-
-@pytest.mark.parametrize(
-    ("args", "env", "problem"),
-    [
-        pytest.param(["--cutout-model", "MODEL"], {}, "needs --cutout-family", id="no-family"),
-        pytest.param(["--cutout-model", "no-such.onnx", "--cutout-family", "isnet"], {}, "no such file",
-                     id="missing-file"),
-        pytest.param(["--cutout-model", OTHER_MODEL, "--cutout-family", "isnet"], {}, "needs --cutout-sha256",
-                     id="gs-without-checksum"),
-        pytest.param(["--cutout-model", "MODEL", "--cutout-family", "isnet", "--cutout-sha256", "ab" * 32], {},
-                     "is not the SHA-256 of", id="checksum-differs"),
-        pytest.param(["--cutout-model", "MODEL", "--cutout-family", "isnet"], {"CUTOUT_MODEL_URI": "gs://b/m.onnx"},
-                     "not both", id="uri-too"),
-        pytest.param(["--cutout-model", "MODEL", "--cutout-family", "isnet"], {"ROUTES_FILE": "examples/routes.toml"},
-                     "[route.cutout]", id="routes-file"),
-        pytest.param(["--cutout-model", "MODEL", "--cutout-family", "rembg"], {}, "CUTOUT_FAMILY 'rembg': must be",
-                     id="bad-family"),
-    ],
-)  # fmt: skip
-def test_bad_cutout_options_are_refused_before_anything_runs(tmp_path, model, args, env, problem) -> None:
-    args = [str(model) if arg == "MODEL" else arg for arg in args]
-
-    result = dry(tmp_path, *args, env=env)
-
-    assert result.returncode in (1, 2)
-    assert problem in result.stderr
-    assert not commands(result.stdout)
 
 
 def test_the_backfill_job_gets_the_same_model_settings(tmp_path, model) -> None:

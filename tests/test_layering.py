@@ -1,8 +1,8 @@
 """Import layering, read from the source with `ast` (imports inside functions included, nothing is imported).
 
 The imaging core never talks to Google; the gateway never touches pixels; the domain modules (objects, use case,
-ports, settings, errors, logs, options, results, routes, models) use only the standard library and each other, so the
-skip path and the settings command load neither Pillow nor a Google client.
+ports, settings, errors, logs, options, results, routes, models, deploy_plan) use only the standard library and each
+other, so the skip path, the settings command and deploy.sh's plan load neither Pillow nor a Google client.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ DOMAIN = (
     "routes_file",
     "rules",
     "model_files",
+    "deploy_plan",
 )
 DOMAIN_MODULES = {f"image_pipeline.{name}" for name in DOMAIN}
 
