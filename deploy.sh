@@ -102,8 +102,8 @@ Sizing: an image's memory is bounded by the limits every route shares (MAX_DECOD
 about 500 MiB per concurrent image with variants up to 2048 px, plus ~120 MiB for the runtime, so MEMORY must be
 at least 120 MiB + CONCURRENCY x 500 MiB. A route whose largest variant box is bigger adds, per image, an estimate
 of its RGBA buffers: box pixels x 4 bytes x (1 + its number of formats), beyond the 32 MiB a 2048 px box in one
-format already has in the measured 500; the heaviest route decides ('python3 -m image_pipeline settings
---route-sizes' lists each route's largest box and formats). A routes file never lowers the budget. AVIF encodes
+format already has in the measured 500; the heaviest route decides ('python3 -m image_pipeline routes check'
+lists each route's variants and formats). A routes file never lowers the budget. AVIF encodes
 take several times the CPU of WebP, so when any route encodes AVIF the default TIMEOUT is 120s instead of 60s.
 
 Requires: gcloud (firebase for 'rules'), and Python >= 3.11 (PYTHON, default python3; standard library only):

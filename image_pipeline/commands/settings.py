@@ -7,9 +7,9 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from image_pipeline.routes import Route
     from image_pipeline.settings import Variable
 
+# How a settings error is headed, by this command and by deploy-plan, which reports it as deploy.sh always has.
 PROG = "python -m image_pipeline settings"
 
 
@@ -33,15 +33,6 @@ def add_parser(subparsers: Any) -> None:
         const="check",
         help="validate the settings in this environment; exit 2 with a message naming a bad one",
     )
-    mode.add_argument(
-        "--route-sizes",
-        dest="mode",
-        action="store_const",
-        const="route-sizes",
-        help="check the settings, then per route (ROUTES_FILE's, else the built-in one) one tab-separated line: "
-        "name, the largest variant's box as WIDTHxHEIGHT, its formats comma-separated, its cutout model's URI or - "
-        "(what deploy.sh sizes and grants by)",
-    )
     scope = parser.add_mutually_exclusive_group()
     scope.add_argument(
         "--route-level",
@@ -61,16 +52,14 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the names, the table or the route sizes, or check the environment."""
+    """Print the names or the table, or check the environment."""
     from image_pipeline.errors import UsageError
     from image_pipeline.settings import Settings
 
     if args.scope is not None and args.mode != "names":
         raise UsageError("--route-level and --global go with --names")
-    if args.mode in ("check", "route-sizes"):
-        settings = Settings.from_env()
-        if args.mode == "route-sizes":
-            print("\n".join(route_size(route) for route in settings.routes))
+    if args.mode == "check":
+        Settings.from_env()
         return 0
     variables = Settings.variables()
     if args.mode == "names":
@@ -79,14 +68,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(markdown_table(variables))
     return 0
-
-
-def route_size(route: Route) -> str:
-    """What drives a route's memory and CPU beyond the shared limits: its largest box, formats and cutout model."""
-    width, height = route.imaging.largest_variant.box
-    formats = ",".join(encoding.format.value for encoding in route.imaging.encodings)
-    model = route.cutout.uri if route.cutout is not None else "-"
-    return f"{route.name}\t{width}x{height}\t{formats}\t{model}"
 
 
 def markdown_table(variables: Iterable[Variable]) -> str:
