@@ -84,7 +84,7 @@ class PlanError(Exception):
     status = 1
 
 
-class UsageError(PlanError):
+class FlagError(PlanError):
     """A flag or variable with a value deploy.sh refuses (exit status 2, with a pointer to --help)."""
 
     status = 2
@@ -287,7 +287,7 @@ def env_file(settings: Mapping[str, str], extra: Mapping[str, str] | None = None
     """The env-vars file's lines (YAML, each value single-quoted): the settings, then the extra pairs."""
     for name, value in settings.items():
         if "\n" in value:
-            raise UsageError(f"{name} must be a single line")
+            raise FlagError(f"{name} must be a single line")
     pairs = {**settings, **(extra or {})}
     return tuple(f"{name}: {_yaml_quoted(value)}" for name, value in pairs.items())
 
@@ -477,43 +477,43 @@ def timing_notices(sizing: FunctionSizing, client_timeout_s: str, retry_window_s
 def check_project(project: str) -> str:
     """The project id, checked."""
     if not _PROJECT.fullmatch(project):
-        raise UsageError(f"'{project}' is not a project id")
+        raise FlagError(f"'{project}' is not a project id")
     return project
 
 
 def bucket_name(bucket: str, project: str) -> str:
     """The bucket's name, from NAME, gs://NAME or gs://NAME/."""
     if not bucket:
-        raise UsageError(
+        raise FlagError(
             f"BUCKET is not set: pass --bucket NAME or set BUCKET (the Firebase Storage bucket, e.g. "
             f"{project}.firebasestorage.app or {project}.appspot.com)"
         )
     name = bucket.removeprefix("gs://").removesuffix("/")
     if not _BUCKET.fullmatch(name):
-        raise UsageError(f"'{name}' is not a bucket name")
+        raise FlagError(f"'{name}' is not a bucket name")
     return name
 
 
 def check_region(region: str) -> str:
     """The region, checked."""
     if not _REGION.fullmatch(region):
-        raise UsageError(f"REGION '{region}' is not a region like us-central1")
+        raise FlagError(f"REGION '{region}' is not a region like us-central1")
     return region
 
 
 def check_resource_name(variable: str, name: str) -> str:
     """A function's or job's name, checked."""
     if not _RESOURCE_NAME.fullmatch(name):
-        raise UsageError(f"{variable} '{name}' must be lower-case letters, digits and dashes")
+        raise FlagError(f"{variable} '{name}' must be lower-case letters, digits and dashes")
     return name
 
 
 def whole_number(variable: str, value: str, low: int) -> int:
     """A variable's whole-number value, at least `low`."""
     if not _WHOLE_NUMBER.fullmatch(value):
-        raise UsageError(f"{variable} must be a whole number, got '{value}'")
+        raise FlagError(f"{variable} must be a whole number, got '{value}'")
     if int(value) < low:
-        raise UsageError(f"{variable} must be at least {low}, got {value}")
+        raise FlagError(f"{variable} must be at least {low}, got {value}")
     return int(value)
 
 
@@ -522,7 +522,7 @@ def service_account_email(account: str, project: str) -> str:
     if "@" in account:
         return account
     if not _ACCOUNT_ID.fullmatch(account):
-        raise UsageError(f"service account id '{account}' must be 6-30 characters of a-z 0-9 -, starting with a letter")
+        raise FlagError(f"service account id '{account}' must be 6-30 characters of a-z 0-9 -, starting with a letter")
     return f"{account}@{project}.iam.gserviceaccount.com"
 
 
@@ -620,27 +620,27 @@ def builtin_model(environ: Mapping[str, str]) -> ModelUpload | None:
     if not model:
         return None
     if environ.get("ROUTES_FILE"):
-        raise UsageError(
+        raise FlagError(
             "--cutout-model sets the built-in route's model; with ROUTES_FILE, each route names its model in "
             "[route.cutout] (docs/cutout.md)"
         )
     if not environ.get("CUTOUT_FAMILY"):
-        raise UsageError("--cutout-model needs --cutout-family (isnet or u2net)")
+        raise FlagError("--cutout-model needs --cutout-family (isnet or u2net)")
     if environ.get("CUTOUT_MODEL_URI"):
-        raise UsageError("--cutout-model sets CUTOUT_MODEL_URI: set one of them, not both")
+        raise FlagError("--cutout-model sets CUTOUT_MODEL_URI: set one of them, not both")
     given_sha256 = environ.get("CUTOUT_MODEL_SHA256", "")
     if model.startswith("gs://"):
         if not given_sha256:
-            raise UsageError(
+            raise FlagError(
                 f"--cutout-model {model} needs --cutout-sha256 (the object's SHA-256, e.g. gcloud storage cat {model} "
                 "| sha256sum): it is not downloaded here"
             )
         return None
     if not os.path.isfile(model):
-        raise UsageError(f"--cutout-model '{model}': no such file")
+        raise FlagError(f"--cutout-model '{model}': no such file")
     sha256 = file_sha256(model)
     if given_sha256 and given_sha256.lower() != sha256:
-        raise UsageError(f"--cutout-sha256 {given_sha256} is not the SHA-256 of {model} ({sha256})")
+        raise FlagError(f"--cutout-sha256 {given_sha256} is not the SHA-256 of {model} ({sha256})")
     return ModelUpload(model, sha256, model_object_name(model, sha256))
 
 
@@ -679,31 +679,31 @@ def plan_function(environ: Mapping[str, str], source_root: str, warn: Callable[[
     max_instances = whole_number("MAX_INSTANCES", environ.get("MAX_INSTANCES", ""), 1)
     min_instances = whole_number("MIN_INSTANCES", environ.get("MIN_INSTANCES", ""), 0)
     if min_instances > max_instances:
-        raise UsageError(f"MIN_INSTANCES ({environ['MIN_INSTANCES']}) exceeds MAX_INSTANCES")
+        raise FlagError(f"MIN_INSTANCES ({environ['MIN_INSTANCES']}) exceeds MAX_INSTANCES")
     memory, cpu, timeout = (environ.get(name, "") for name in ("MEMORY", "CPU", "TIMEOUT"))
     if memory and memory_mib(memory) is None:
-        raise UsageError(f"MEMORY '{memory}' is not a size like 512Mi, 1Gi or 2G")
+        raise FlagError(f"MEMORY '{memory}' is not a size like 512Mi, 1Gi or 2G")
     if cpu and millicpu(cpu) is None:
-        raise UsageError(f"CPU '{cpu}' is not a CPU count like 1, 2, .5 or 2000m")
+        raise FlagError(f"CPU '{cpu}' is not a CPU count like 1, 2, .5 or 2000m")
     if timeout and duration_s(timeout) is None:
-        raise UsageError(f"TIMEOUT '{timeout}' is not a duration like 60s or 5m")
+        raise FlagError(f"TIMEOUT '{timeout}' is not a duration like 60s or 5m")
     # The routes decide the per-image budget and the default sizing, so the settings are checked first.
     checked = check_settings(environ, source_root)
     defaults = default_sizing(checked.routes)
     sizing = FunctionSizing(memory or defaults.memory, cpu or defaults.cpu, timeout or defaults.timeout)
     if not 1 <= sizing.timeout_s <= MAX_TIMEOUT_S:
-        raise UsageError(f"TIMEOUT must be between 1s and {MAX_TIMEOUT_S}s")
+        raise FlagError(f"TIMEOUT must be between 1s and {MAX_TIMEOUT_S}s")
     allow_undersized = bool(_TRUE.fullmatch(environ.get("ALLOW_UNDERSIZED", "")))
     notices = sizing_notices(sizing, concurrency, checked.routes, allow_undersized=allow_undersized)
     notices += timing_notices(sizing, environ.get("CLIENT_TIMEOUT_S", ""), environ.get("RETRY_WINDOW_S", ""))
     for notice in notices:
         if notice.refused:
-            raise UsageError(notice.message)
+            raise FlagError(notice.message)
         warn(notice.message)
     runtime = identity(environ.get("RUNTIME_SA", ""), project)
     trigger = identity(environ.get("TRIGGER_SA", ""), project)
     if runtime.email == trigger.email:
-        raise UsageError("RUNTIME_SA and TRIGGER_SA must be different accounts")
+        raise FlagError("RUNTIME_SA and TRIGGER_SA must be different accounts")
     return FunctionPlan(
         bucket=bucket,
         runtime=runtime,
@@ -724,16 +724,16 @@ def plan_job(environ: Mapping[str, str], source_root: str, backfill_args: Sequen
     check_resource_name("JOB_NAME", environ.get("JOB_NAME", ""))
     tasks = whole_number("TASKS", environ.get("TASKS", ""), 1)
     if tasks > MAX_TASKS:
-        raise UsageError(f"TASKS must be at most {MAX_TASKS}, got {environ['TASKS']}")
+        raise FlagError(f"TASKS must be at most {MAX_TASKS}, got {environ['TASKS']}")
     whole_number("PARALLELISM", environ.get("PARALLELISM", ""), 0)
     whole_number("MAX_RETRIES", environ.get("MAX_RETRIES", ""), 0)
     job_memory, job_cpu, task_timeout = (environ.get(name, "") for name in ("JOB_MEMORY", "JOB_CPU", "TASK_TIMEOUT"))
     if memory_mib(job_memory) is None:
-        raise UsageError(f"JOB_MEMORY '{job_memory}' is not a size like 2Gi")
+        raise FlagError(f"JOB_MEMORY '{job_memory}' is not a size like 2Gi")
     if millicpu(job_cpu) is None:
-        raise UsageError(f"JOB_CPU '{job_cpu}' is not a CPU count like 2")
+        raise FlagError(f"JOB_CPU '{job_cpu}' is not a CPU count like 2")
     if duration_s(task_timeout) is None:
-        raise UsageError(f"TASK_TIMEOUT '{task_timeout}' is not a duration like 3600s")
+        raise FlagError(f"TASK_TIMEOUT '{task_timeout}' is not a duration like 3600s")
     # The same model settings as the function's (the deploy uploads the file; the job only reads it).
     checked = check_settings(environ, source_root)
     runtime_email = service_account_email(environ.get("RUNTIME_SA", ""), project)
@@ -767,7 +767,7 @@ def backfill_command(backfill_args: Sequence[str]) -> str:
     """The job's --args: `python -m image_pipeline backfill` and the extra arguments, comma-separated."""
     for argument in backfill_args:
         if "," in argument:
-            raise UsageError(f"backfill arguments cannot contain commas: '{argument}'")
+            raise FlagError(f"backfill arguments cannot contain commas: '{argument}'")
     return ",".join(("-m", "image_pipeline", "backfill", *backfill_args))
 
 

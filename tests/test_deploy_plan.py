@@ -20,7 +20,7 @@ from image_pipeline.deploy_plan import (
     PlanError,
     RouteSizing,
     SettingVariable,
-    UsageError,
+    FlagError,
 )
 from image_pipeline.settings import Settings
 from tests.test_settings_registry import STDLIB_ONLY
@@ -62,7 +62,7 @@ def function_plan(env: dict[str, str] | None = None, warnings: list[str] | None 
     return plan.plan_function(SCRIPT_ENV | (env or {}), str(ROOT), (warnings if warnings is not None else []).append)
 
 
-def refusal(env: dict[str, str], kind: type[PlanError] = UsageError) -> str:
+def refusal(env: dict[str, str], kind: type[PlanError] = FlagError) -> str:
     with pytest.raises(kind) as error:
         function_plan(env)
     assert type(error.value) is kind
@@ -238,7 +238,7 @@ def test_client_timeouts_well_under_the_timeout_pass(env):
 
 
 def test_a_setting_on_several_lines_is_refused():
-    with pytest.raises(UsageError, match=r"^CUTOUT_MODEL_URI must be a single line$"):
+    with pytest.raises(FlagError, match=r"^CUTOUT_MODEL_URI must be a single line$"):
         plan.env_file({"LOG_LEVEL": "INFO", "CUTOUT_MODEL_URI": "gs://b/m.onnx\nx"})
 
 
@@ -261,7 +261,7 @@ def test_warnings_come_in_order_before_a_refusal():
     warnings: list[str] = []
     env = {"CONCURRENCY": "4", "ALLOW_UNDERSIZED": "1", "CLIENT_TIMEOUT_S": "45"}
 
-    with pytest.raises(UsageError, match="CLIENT_TIMEOUT_S"):
+    with pytest.raises(FlagError, match="CLIENT_TIMEOUT_S"):
         function_plan(env, warnings)
 
     assert warnings == ["MEMORY 1Gi (1024 MiB) is below the 2120 MiB that CONCURRENCY 4 needs for 100 MP images"]
@@ -638,7 +638,7 @@ def test_the_job_runs_the_backfill_with_the_functions_settings_and_its_bucket():
     ],
 )
 def test_bad_job_options_are_refused(env, args, message):
-    with pytest.raises(UsageError) as error:
+    with pytest.raises(FlagError) as error:
         plan.plan_job(SCRIPT_ENV | env, str(ROOT), args)
 
     assert str(error.value) == message

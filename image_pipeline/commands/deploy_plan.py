@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{SETTINGS_PROG}: error: {error}", file=sys.stderr)
         print(f"{args.prog}: error: invalid function settings (see above)", file=sys.stderr)
         return error.status
-    except plan.UsageError as error:
+    except plan.FlagError as error:
         print(f"{args.prog}: error: {error} (see {args.prog} --help)", file=sys.stderr)
         return error.status
     except plan.PlanError as error:
