@@ -15,12 +15,12 @@ import pytest
 from image_pipeline import deploy_plan as plan
 from image_pipeline.__main__ import main
 from image_pipeline.deploy_plan import (
+    FlagError,
     FunctionSizing,
     InvalidSettings,
     PlanError,
     RouteSizing,
     SettingVariable,
-    FlagError,
 )
 from image_pipeline.settings import Settings
 from tests.test_settings_registry import STDLIB_ONLY
