@@ -1,8 +1,9 @@
 """Import layering, read from the source with `ast` (imports inside functions included, nothing is imported).
 
 The imaging core never talks to Google; the gateway never touches pixels; the domain modules (objects, use case,
-ports, settings, errors, logs, options, results, routes, models, deploy_plan) use only the standard library and each
-other, so the skip path, the settings command and deploy.sh's plan load neither Pillow nor a Google client.
+ports, settings, errors, logs, options, results, routes, models, deploy_plan, the extension package) use only the
+standard library and each other, so the skip path, the settings command and deploy.sh's plan load neither Pillow nor
+a Google client.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ DOMAIN = (
     "rules",
     "model_files",
     "deploy_plan",
+    "extension",  # a package: every module in it
 )
 DOMAIN_MODULES = {f"image_pipeline.{name}" for name in DOMAIN}
 
@@ -131,12 +133,21 @@ def domain_import_allowed(module: str) -> bool:
     return in_domain or top(module) in sys.stdlib_module_names
 
 
+def domain_sources(name: str) -> list[Path]:
+    """A domain module's file, or every file of a domain package."""
+    return files_under(name) if (PACKAGE / name).is_dir() else [PACKAGE / f"{name}.py"]
+
+
 @pytest.mark.parametrize("name", DOMAIN)
 def test_domain_modules_use_only_the_standard_library_and_each_other(name):
-    path = PACKAGE / f"{name}.py"
-    if not path.exists():
-        pytest.skip(f"image_pipeline/{name}.py does not exist (yet)")
-    assert [module for module in imports_of(path) if not domain_import_allowed(module)] == []
+    paths = [path for path in domain_sources(name) if path.exists()]
+    if not paths:
+        pytest.skip(f"image_pipeline/{name} does not exist (yet)")
+    disallowed = {
+        str(path.relative_to(ROOT)): [module for module in imports_of(path) if not domain_import_allowed(module)]
+        for path in paths
+    }
+    assert {path: modules for path, modules in disallowed.items() if modules} == {}
 
 
 DEVTOOLS = files_under("devtools")
