@@ -54,6 +54,19 @@ class ModelUnusable(PipelineError):
     """
 
 
+class PublishRefused(PipelineError):
+    """Eventarc refused an extension route's events for good (an HTTP 4xx other than 408 and 429), or there are no
+    credentials to publish with.
+
+    Like ModelUnusable, the operator's fault, not the image's: a wrong or missing channel, the `eventarc.publisher`
+    role or the Eventarc Publishing API missing (or, our bug, an event it cannot read). Not a PermanentError, since
+    the upload is fine and nothing should be recorded against it, and not a TransientError, since waiting does not
+    fix it and it is logged as an ERROR: it is raised, so the platform redelivers the event and the operator's fix
+    takes effect on the next delivery without a redeploy (the retry window bounds it, as for a missing model).
+    The message names the channel and carries the status and the response body.
+    """
+
+
 class ConfigurationError(PipelineError):
     """A setting is missing or malformed; raised once at start-up with a message naming it."""
 

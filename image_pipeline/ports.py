@@ -1,8 +1,11 @@
-"""The two ports the use case needs: object storage and the documents that record results. Adapters live in gateway/."""
+"""The ports the use case needs: object storage, the documents that record results, and an event channel.
+
+Adapters live in gateway/; only extension routes publish events.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
@@ -89,3 +92,18 @@ class DocumentStore(Protocol):
 
     def get(self, path: str) -> Mapping[str, Any] | None:
         """The document at `path` as stored now (None if missing), read outside any transaction."""
+
+
+class EventPublisher(Protocol):
+    """An Eventarc channel (the Eventarc Publishing API, or its emulator) that takes CloudEvents.
+
+    Raises TransientError for outages, timeouts, throttling (429) and server errors (5xx), and PublishRefused when the
+    events are refused for good (another 4xx: the channel, the role or the API is not set up) or there are no
+    credentials to publish with. Adapters are imported only by routes that publish: see gateway/eventarc.py.
+    """
+
+    def publish(self, channel: str, events: Sequence[Mapping[str, object]]) -> None:
+        """Publish `events` (proto-JSON CloudEvents, as extension/events.py builds them) in one request to `channel`.
+
+        `channel` is a full resource name, `projects/P/locations/L/channels/C`. No events: no request.
+        """

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from image_pipeline.devtools import emulators
+from tests.eventarc_stub import EventarcStub
 
 # Three apps' routes in one file (relative to the source root, as a deployment gives it).
 ROUTES_FILE = "examples/routes.toml"
@@ -74,6 +75,14 @@ def backend(stack: emulators.LocalStack, function_server: emulators.Service, sto
 def routes_backend(stack: emulators.LocalStack, routes_function_server: emulators.Service, storage_proxy):
     """`backend`, driving the function configured by the example routes file."""
     return _clean_backend(stack, routes_function_server, storage_proxy)
+
+
+@pytest.fixture
+def eventarc() -> Iterator[EventarcStub]:
+    """A local stand-in for the Eventarc Publishing API (tests/eventarc_stub.py), closed after the test."""
+    stub = EventarcStub()
+    yield stub
+    stub.close()
 
 
 def _function_env(stack: emulators.LocalStack, storage_proxy) -> dict[str, str]:

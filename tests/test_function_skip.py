@@ -18,7 +18,7 @@ main.FUNCTION.handle(
     "event-9", "2030-01-01T00:00:00Z", {"bucket": "b", "name": sys.argv[1], "generation": "5", "size": "10"}
 )
 HEAVY = ("PIL", "pillow_heif", "pyvips", "google.cloud.storage", "google.cloud.firestore", "google.api_core", "grpc",
-         "onnxruntime", "numpy")
+         "onnxruntime", "numpy", "google.auth", "image_pipeline.gateway.eventarc")
 loaded = {
     prefix
     for prefix in HEAVY

@@ -1,7 +1,7 @@
 """Import layering, read from the source with `ast` (imports inside functions included, nothing is imported).
 
-The imaging core never talks to Google; the gateway never touches pixels; the domain modules (objects, use case,
-ports, settings, errors, logs, options, results, routes, models, deploy_plan, the extension package) use only the
+The imaging core never talks to Google; the gateway never touches pixels; the domain modules (uploads, use case,
+ports, settings, errors, logs, options, results, routes, model_files, deploy_plan, the extension package) use only the
 standard library and each other, so the skip path, the settings command and deploy.sh's plan load neither Pillow nor
 a Google client.
 """

@@ -1,1 +1,1 @@
-"""Thin adapters from the ports to Google Cloud (google-cloud-storage, google-cloud-firestore). Never imports Pillow."""
+"""Thin adapters from the ports to Google Cloud (Cloud Storage, Firestore, Eventarc). Never imports Pillow."""
