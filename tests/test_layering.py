@@ -2,7 +2,8 @@
 
 The imaging core never talks to Google; the gateway never touches pixels; the domain modules (objects, use case,
 ports, settings, errors, logs, options, results, routes, models, deploy_plan) use only the standard library and each
-other, so the skip path, the settings command and deploy.sh's plan load neither Pillow nor a Google client.
+other, so the skip path, the settings command and deploy.sh's plan load neither Pillow nor a Google client; the Resize
+Images extension's package (extension/) uses only them and itself.
 """
 
 from __future__ import annotations
@@ -137,6 +138,17 @@ def test_domain_modules_use_only_the_standard_library_and_each_other(name):
     if not path.exists():
         pytest.skip(f"image_pipeline/{name}.py does not exist (yet)")
     assert [module for module in imports_of(path) if not domain_import_allowed(module)] == []
+
+
+EXTENSION = files_under("extension")
+
+
+@pytest.mark.parametrize("path", EXTENSION, ids=ids(EXTENSION))
+def test_the_extension_package_uses_only_the_standard_library_the_domain_and_itself(path):
+    inside = "image_pipeline.extension."
+    assert [
+        module for module in imports_of(path) if not (domain_import_allowed(module) or module.startswith(inside))
+    ] == []
 
 
 DEVTOOLS = files_under("devtools")
