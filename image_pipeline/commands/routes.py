@@ -1,4 +1,5 @@
-"""`routes check [FILE]` and `routes explain OBJECT_PATH`: the route table as the function understands it.
+"""`routes check [FILE]` and `routes explain OBJECT_PATH`: the route table as the function understands it;
+`routes import-extension`: a Firebase Resize Images instance's configuration as a routes file.
 
 Standard library only (no Pillow, no Google client): works wherever the routes file is written.
 """
@@ -52,6 +53,55 @@ def add_parser(subparsers: Any) -> None:
         "--generation", type=_generation, default=1, metavar="N", help="the source generation in output names (1)"
     )
     explain.set_defaults(run=run_explain)
+    _add_import_extension(actions)
+
+
+def _add_import_extension(actions: Any) -> None:
+    importing = actions.add_parser(
+        "import-extension",
+        help="print a routes file made from a Resize Images extension's configuration",
+        description="Read a Firebase Resize Images (storage-resize-images) instance's parameters, as firebase-tools "
+        "does, and print a routes file on stdout: one route per instance, named after its instance id, spelling every "
+        "parameter of extension.yaml (the ones left unset with their declared default); deployment parameters become "
+        "a comment with deploy.sh's flags. Exit 2 with one line naming a parameter that has no counterpart here.",
+    )
+    source = importing.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "env_file", nargs="?", type=Path, metavar="FILE.env", help="an instance's params file, e.g. extensions/x.env"
+    )
+    source.add_argument(
+        "--firebase-json",
+        type=Path,
+        metavar="FILE",
+        help="every storage-resize-images instance in the extensions section of this firebase.json",
+    )
+    importing.add_argument(
+        "--project",
+        metavar="ID",
+        help="resolves ${param:PROJECT_ID} (default: $GOOGLE_CLOUD_PROJECT); with --firebase-json, "
+        "extensions/<id>.env.<ID> is read over extensions/<id>.env",
+    )
+    importing.add_argument(
+        "--instance-id",
+        metavar="ID",
+        help="the route's name (default: the instance id: the file name before .env, or firebase.json's)",
+    )
+    importing.set_defaults(run=run_import_extension)
+
+
+def run_import_extension(args: argparse.Namespace) -> int:
+    """Print the routes file; exit 2 with one line for a parameter, a file or an instance id that cannot be used."""
+    from image_pipeline.extension.importer import import_env_file, import_firebase_json
+
+    read = import_env_file if args.firebase_json is None else import_firebase_json
+    routes = read(
+        args.firebase_json or args.env_file,
+        instance_id=args.instance_id,
+        project=args.project,
+        default_project=os.environ.get("GOOGLE_CLOUD_PROJECT") or None,
+    )
+    print(routes, end="")
+    return 0
 
 
 def run_check(args: argparse.Namespace) -> int:
