@@ -108,7 +108,7 @@ def run_child(python: str, side: str, arguments: argparse.Namespace, threads: in
     """One child; its JSON line plus its peak RSS (MiB) and its whole-process CPU (s), as the kernel counted them."""
     core = [] if arguments.core is None else ["--core", str(arguments.core)]
     command = [python, __file__, "--child", side, "--family", arguments.family, "--model", arguments.model,
-               "--threads", str(threads), *core, *files]  # fmt: skip
+               "--threads", str(threads), *core, "--", *files]  # fmt: skip
     environment = {**os.environ, **dict.fromkeys(THREAD_VARIABLES, str(threads))}
     if side == REMBG:
         environment.update({"U2NET_HOME": str(home), "MODEL_CHECKSUM_DISABLED": "1"})
