@@ -74,8 +74,11 @@ def _session(model: bytes, spec: CutoutSpec, threads: int) -> onnxruntime.Infere
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    # Measured for ISNet on a 1024 x 1536 image: 1.85 GiB peak with the arena and memory patterns, 1.1 GiB without.
-    options.enable_cpu_mem_arena = False
+    # The arena keeps its buffers from one image to the next: without it every ISNet run takes 0.5-0.7 GiB of fresh
+    # pages from the kernel again, about 0.4 s of CPU per image (12 %); with it the cutout step peaks about 0.14 GiB
+    # higher (benchmarks/bench_cutout.py, docs/cutout.md). Memory patterns stay off: they add another 0.5 GiB of
+    # peak (1.85 GiB with both on a 1024 x 1536 image) and save no CPU.
+    options.enable_cpu_mem_arena = True
     options.enable_mem_pattern = False
     options.log_severity_level = 3  # errors only: warnings about unused initialisers are not ours to act on
     try:
