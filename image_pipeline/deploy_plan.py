@@ -27,9 +27,10 @@ MEASURED_IMAGE_MIB = 500
 RUNTIME_MIB = 120
 # The output buffers already inside the measured 500 MiB: a 2048 px box in one format (RGBA frame + encoded frame).
 MEASURED_BUFFERS_MIB = 2048 * 2048 * 4 * 2 // 2**20
-# Background removal, beyond an image's 500 MiB: ISNet at 1024 x 1024 with onnxruntime's arena and memory patterns
-# off peaks at about 1.1 GiB (1.85 GiB with them), the model's weights included; rounded up per concurrent image.
-CUTOUT_IMAGE_MIB = 1230
+# Background removal, beyond an image's 500 MiB: ISNet at 1024 x 1024 with onnxruntime's arena on (it keeps its
+# buffers between images) and memory patterns off peaks at 1.43-1.54 GiB over camera photos, the model's weights
+# included (docs/cutout.md); about a tenth more per concurrent image.
+CUTOUT_IMAGE_MIB = 1600
 CUTOUT_MIN_MIB = 2048
 CUTOUT_MIN_TIMEOUT_S = 120
 # A whole CPU: what background removal needs, and what Cloud Functions 2nd gen needs for concurrency above 1.

@@ -147,9 +147,9 @@ def test_a_smaller_route_never_lowers_the_budget():
 
 
 def test_background_removal_adds_its_model_per_image():
-    assert plan.image_budget([CUTOUT]) == plan.ImageBudget(1730, "background removal: 1230 MiB more per image")
+    assert plan.image_budget([CUTOUT]) == plan.ImageBudget(2100, "background removal: 1600 MiB more per image")
     assert plan.image_budget([POSTER, CUTOUT]).why == (
-        "route 'poster': largest variant box 8192x8192, 2 format(s); background removal: 1230 MiB more per image"
+        "route 'poster': largest variant box 8192x8192, 2 format(s); background removal: 1600 MiB more per image"
     )
 
 
@@ -320,7 +320,7 @@ def test_a_model_in_another_bucket_is_read_where_it_is():
     ("args", "sizing"),
     [
         ({}, ("4Gi", "2", "120s")),
-        ({"MEMORY": "2Gi", "CPU": "1"}, ("2Gi", "1", "120s")),
+        ({"MEMORY": "3Gi", "CPU": "1"}, ("3Gi", "1", "120s")),
         ({"TIMEOUT": "300s"}, ("4Gi", "2", "300s")),
     ],
 )
@@ -337,7 +337,7 @@ def test_background_removal_sizes_the_function(model, args, sizing):
         ({"TIMEOUT": "60s"}, "TIMEOUT 60s is below 120s"),
         ({"MEMORY": "1Gi", "CPU": ".5", "TIMEOUT": "60s"},
          "MEMORY 1Gi is below 2048 MiB, CPU .5 is below 1, TIMEOUT 60s is below 120s"),
-        ({"MEMORY": "2Gi", "CONCURRENCY": "2"}, "120 MiB + 2 x 1730 MiB = 3580 MiB (background removal: 1230 MiB more "
+        ({"MEMORY": "2Gi", "CONCURRENCY": "2"}, "120 MiB + 2 x 2100 MiB = 4320 MiB (background removal: 1600 MiB more "
                                                 "per image)"),
     ],
 )  # fmt: skip
@@ -352,8 +352,8 @@ def test_an_undersized_function_may_be_allowed_with_warnings(model):
 
     assert warnings == [
         "background removal: MEMORY 1Gi is below 2048 MiB, CPU .5 is below 1",
-        "MEMORY 1Gi (1024 MiB) is below the 1850 MiB that CONCURRENCY 1 needs for 100 MP images (background removal: "
-        "1230 MiB more per image)",
+        "MEMORY 1Gi (1024 MiB) is below the 2220 MiB that CONCURRENCY 1 needs for 100 MP images (background removal: "
+        "1600 MiB more per image)",
     ]
 
 
