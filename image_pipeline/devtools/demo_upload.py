@@ -15,7 +15,7 @@ from image_pipeline.routes import MissingDocument, Route
 from image_pipeline.uploads import Upload, classify
 
 BUCKET = "demo-image-pipeline.appspot.com"
-# The upload's capture values: CharaForge's two as they always were, any other {name} becomes demo-{name}.
+# The upload's capture values: CharaForge's own two (the page and the docs show them), any other {name} is demo-{name}.
 DEMO_VALUES = {"uid": "demo-user", "characterId": "demo-character"}
 
 
