@@ -17,6 +17,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from image_pipeline.builtin_route import TRUE
+from image_pipeline.model_files import BUCKET_NAME
+
 # Measured with benchmarks/bench_core.py (whole-process peak RSS): a 100 MP JPEG peaks at ~125 MiB (it is decoded at
 # a reduced DCT scale); formats that must be decoded in full cost 6-18 bytes per pixel, so the core refuses any image
 # whose estimated decode exceeds MAX_DECODE_MIB (default 512) as too_large. An image therefore gets 500 MiB, and the
@@ -62,7 +65,6 @@ DUAL_REGIONS = MappingProxyType(
 _DEPLOYED_ROUTES_FILE = re.compile(r"routes\.toml|routes/.+", re.DOTALL)
 
 _PROJECT = re.compile(r"[a-z][a-z0-9:.-]{4,61}[a-z0-9]")
-_BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
 _REGION = re.compile(r"[a-z]+-[a-z]+[0-9]+")
 _RESOURCE_NAME = re.compile(r"[a-z][a-z0-9-]{0,61}[a-z0-9]")
 _ACCOUNT_ID = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]")
@@ -76,7 +78,6 @@ _CPU = re.compile(r"([0-9]*)(?:\.([0-9]{1,3}))?")
 _DURATION = re.compile(r"([0-9]+)([smh]?)")
 _SECONDS_PER_UNIT = MappingProxyType({"": 1, "s": 1, "m": 60, "h": 3600})
 _CLIENT_TIMEOUT = re.compile(r"([0-9]+)(?:\.[0-9]+)?")
-_TRUE = re.compile(r"1|true|yes|on", re.IGNORECASE)
 
 
 class PlanError(Exception):
@@ -490,7 +491,7 @@ def bucket_name(bucket: str, project: str) -> str:
             f"{project}.firebasestorage.app or {project}.appspot.com)"
         )
     name = bucket.removeprefix("gs://").removesuffix("/")
-    if not _BUCKET.fullmatch(name):
+    if not BUCKET_NAME.fullmatch(name):
         raise FlagError(f"'{name}' is not a bucket name")
     return name
 
@@ -694,7 +695,7 @@ def plan_function(environ: Mapping[str, str], source_root: str, warn: Callable[[
     sizing = FunctionSizing(memory or defaults.memory, cpu or defaults.cpu, timeout or defaults.timeout)
     if not 1 <= sizing.timeout_s <= MAX_TIMEOUT_S:
         raise FlagError(f"TIMEOUT must be between 1s and {MAX_TIMEOUT_S}s")
-    allow_undersized = bool(_TRUE.fullmatch(environ.get("ALLOW_UNDERSIZED", "")))
+    allow_undersized = environ.get("ALLOW_UNDERSIZED", "").lower() in TRUE
     notices = sizing_notices(sizing, concurrency, checked.routes, allow_undersized=allow_undersized)
     notices += timing_notices(sizing, environ.get("CLIENT_TIMEOUT_S", ""), environ.get("RETRY_WINDOW_S", ""))
     for notice in notices:

@@ -20,7 +20,8 @@ from image_pipeline.ports import ObjectStore
 
 GS = "gs://"
 EVENT_BUCKET = "{bucket}"
-_BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
+# A Cloud Storage bucket name (the dotted form included).
+BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ def model_location(uri: str) -> ModelObject | Path:
     """Where a cutout model's file is: an object (`gs://bucket/name`) or a local path; ValueError says what is wrong."""
     if uri.startswith(GS):
         bucket, _, name = uri[len(GS) :].partition("/")
-        if bucket != EVENT_BUCKET and not _BUCKET.fullmatch(bucket):
+        if bucket != EVENT_BUCKET and not BUCKET_NAME.fullmatch(bucket):
             raise ValueError(f'must be "gs://{{bucket}}/folder/model.onnx" or name a bucket, got {uri!r}')
         if not name or name.endswith("/") or "{" in name or "}" in name or "//" in name:
             raise ValueError(f"must name the model's object after the bucket (no placeholder there), got {uri!r}")
