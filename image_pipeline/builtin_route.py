@@ -105,15 +105,21 @@ def builtin_table(spelled: Mapping[str, str]) -> dict[str, object]:
 
 def _named(error: RouteError, spelled: Mapping[str, str]) -> str:
     """The parser's complaint about a key, told as a complaint about the variable that spelled it."""
-    key = error.key or ""
-    variable = next((v for v in ROUTE_VARIABLES if v.key in (key, key.split(".")[0])), None)
+    variable = _spelling(error.key)
     if variable is None:
         return f"the built-in route: {error.problem}"
     message = f"{variable.name} {spelled[variable.name]!r}: {error.problem}"
-    if variable.name == "OUTPUT_PREFIX":
-        # The built-in route's outputs can only meet its own sources: the two prefixes decide it together.
-        message += f" (SOURCE_PREFIX is {spelled['SOURCE_PREFIX']!r})"
+    other = _spelling(error.other_key)
+    if other is not None:
+        message += f" ({other.name} is {spelled[other.name]!r})"
     return message
+
+
+def _spelling(key: str | None) -> RouteVariable | None:
+    """The variable that spells a route key (or the table the key is in), None for a key no variable spells."""
+    if key is None:
+        return None
+    return next((variable for variable in ROUTE_VARIABLES if variable.key in (key, key.split(".")[0])), None)
 
 
 def _whole_number(name: str, raw: str) -> int:

@@ -75,13 +75,21 @@ class RouteError(ConfigurationError):
     """A route that cannot be used; the message names the file, the route and the key.
 
     `key` is the route key at fault (e.g. "variants.thumb", "output") and `problem` the message without its place,
-    so that the built-in route can name the environment variable that spelled the key instead.
+    so that the built-in route can name the environment variable that spelled the key instead; `other_key`, a second
+    key the problem depends on (an output that could fit a `match`).
     """
 
-    def __init__(self, message: str, key: str | None = None, problem: str | None = None) -> None:
+    def __init__(
+        self, message: str, key: str | None = None, problem: str | None = None, other_key: str | None = None
+    ) -> None:
         super().__init__(message)
         self.key = key
         self.problem = problem or message
+        self.other_key = other_key
+
+    def within(self, source: str) -> RouteError:
+        """The same error, its message placed in `source` (a file, or the built-in route)."""
+        return RouteError(f"{source}: {self}", self.key, self.problem, self.other_key)
 
 
 class UsageError(PipelineError):

@@ -265,7 +265,7 @@ def check_table(routes: tuple[Route, ...]) -> None:
                     f"{writer.output.text!r} could match route {reader.name!r}'s match {reader.match.text!r}: "
                     "its outputs would trigger the function again"
                 )
-                raise RouteError(f"route {writer.name!r}: output {problem}", "output", problem)
+                raise RouteError(f"route {writer.name!r}: output {problem}", "output", problem, other_key="match")
 
 
 def _route_error(route: str, key: str, problem: str) -> RouteError:

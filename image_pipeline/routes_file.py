@@ -63,7 +63,7 @@ def parse_routes(document: Mapping[str, Any], limits: ImagingOptions, source: st
     try:
         check_table(routes)
     except RouteError as error:
-        raise RouteError(f"{source}: {error}", error.key, error.problem) from None
+        raise error.within(source) from None
     return routes
 
 
