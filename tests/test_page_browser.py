@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from image_pipeline.bootstrap import connect
 from image_pipeline.devtools import emulators
 from image_pipeline.devtools.demo_page import Where, save_variants
 from image_pipeline.devtools.page.server import make_handler
@@ -59,7 +60,9 @@ def page_server(stack: emulators.LocalStack, function: emulators.Service, enviro
         page_url="",
         settings=Settings.from_env(environ),
     )
-    server = ThreadingHTTPServer((emulators.LOCALHOST, 0), make_handler(info, deliver_events=True))
+    server = ThreadingHTTPServer(
+        (emulators.LOCALHOST, 0), make_handler(info, connect(info.settings).documents, deliver_events=True)
+    )
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://{emulators.LOCALHOST}:{server.server_address[1]}/"

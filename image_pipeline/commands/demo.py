@@ -58,14 +58,14 @@ def run(args: argparse.Namespace) -> int:
         function = emulators.start_function(stack.client_env())
         stack.services.append(function)
         print(f"Function served by functions-framework at {function.url} (logs: {function.log_path})", flush=True)
-        outcome = demonstrate(plan, args.image, args.out, function.url, Settings.from_env())
+        outcome = demonstrate(plan, args.image, args.out, function.url, settings)
         print("The function's log lines for the event:")
         print("\n".join(line for line in function.log_tail(20000).splitlines() if line.startswith("{")))
         return outcome
 
 
 def demonstrate(plan: DemoUpload, image: Path, out_dir: Path, function_url: str, settings: Settings) -> int:
-    """Seed, upload, deliver, wait, then show the result (`settings`: the clients', pointed at the emulators)."""
+    """Seed, upload, deliver, wait, then show the result (the clients reach the emulators named in os.environ)."""
     from google.cloud import storage
 
     from image_pipeline import manifest

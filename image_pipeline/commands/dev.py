@@ -10,12 +10,13 @@ import os
 import signal
 import sys
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from image_pipeline.devtools.relay import Delivery
     from image_pipeline.devtools.stack import StackInfo
+    from image_pipeline.ports import DocumentStore
     from image_pipeline.uploads import Upload
 
 EPILOG = """\
@@ -72,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
 
 def serve(args: argparse.Namespace, settings: Any, stopping: threading.Event) -> int:
     """Start everything, print the ready lines, then watch the code until `stopping` is set; stop all on the way out."""
+    from image_pipeline.bootstrap import connect
     from image_pipeline.devtools import emulators, stack
     from image_pipeline.devtools.relay import Relay, Subscription
 
@@ -88,16 +90,17 @@ def serve(args: argparse.Namespace, settings: Any, stopping: threading.Event) ->
             services, ports, project, args.bucket or f"{project}.appspot.com", args.firestore_host, settings
         )
         os.environ.update(info.client_env())  # the relay's reporter and the page use the Google clients
+        documents = connect(settings).documents  # one Firestore client for both
         emulators.create_bucket(info.storage_url, info.bucket)
         function = stack.FunctionProcess(ports.function, info.client_env())
         function.start()
         relay = Relay(
             Subscription(services.pubsub.host_port, project, stack.TOPIC, stack.SUBSCRIPTION),
             function.url,
-            Reporter(info).report,
+            Reporter(info, documents).report,
         )
         relay.start()
-        page = start_page(info, ports.page)
+        page = start_page(info, ports.page, documents)
         print("\n".join(info.ready_lines()), flush=True)
         watch(function, stack.CodeWatcher(stack.watched_roots(os.environ)), stopping)
         _log.info("stopping ...")
@@ -149,11 +152,9 @@ def _log_to_stderr() -> None:
 class Reporter:
     """One summary line per delivered event, with the status the function left in the route's document."""
 
-    def __init__(self, info: StackInfo) -> None:
-        from image_pipeline.bootstrap import connect
-
+    def __init__(self, info: StackInfo, documents: DocumentStore) -> None:
         self._info = info
-        self._documents = connect(info.settings).documents
+        self._documents = documents
 
     def report(self, delivery: Delivery) -> None:
         """Log the delivery and the document's status."""
@@ -178,39 +179,12 @@ class Reporter:
         return f"{recorded.status or 'no manifest'}{code}"
 
 
-def start_page(info: StackInfo, port: int) -> ThreadingHTTPServer:
+def start_page(info: StackInfo, port: int, documents: DocumentStore) -> ThreadingHTTPServer:
     """Serve the page (image_pipeline.devtools.page.server.make_handler) in a thread."""
-    import importlib
-
     from image_pipeline.devtools.emulators import LOCALHOST
+    from image_pipeline.devtools.page.server import make_handler
 
-    try:
-        page = importlib.import_module("image_pipeline.devtools.page.server")
-    except ModuleNotFoundError as missing:
-        if not (missing.name or "").startswith("image_pipeline.devtools.page"):
-            raise
-        handler = _placeholder_handler()
-    else:
-        handler = page.make_handler(info)
-    server = ThreadingHTTPServer((LOCALHOST, port), handler)
+    server = ThreadingHTTPServer((LOCALHOST, port), make_handler(info, documents))
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="dev-page", daemon=True).start()
     return server
-
-
-def _placeholder_handler() -> type[BaseHTTPRequestHandler]:
-    """A page that says the page is not built, so the advertised address answers."""
-
-    class Placeholder(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = b"The dev page is not part of this checkout.\n"
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-    return Placeholder

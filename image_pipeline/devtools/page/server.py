@@ -66,14 +66,13 @@ class PageUpload:
 class PageBackend:
     """What the page's endpoints do, against the stack `info` describes."""
 
-    def __init__(self, info: StackInfo, deliver_events: bool = False) -> None:
+    def __init__(self, info: StackInfo, documents: DocumentStore, deliver_events: bool = False) -> None:
         # deliver_events: post the finalize CloudEvent to the function after each upload, for a stack whose storage
         # emulator publishes no notifications (the tests' stack); `dev`'s relay does it otherwise.
         self.info = info
         self.deliver_events = deliver_events
         self.routes: dict[str, Route] = {route.name: route for route in info.settings.routes}
-        self._documents: DocumentStore | None = None
-        self._connecting = threading.Lock()
+        self.documents = documents
 
     def routes_json(self) -> dict[str, Any]:
         """The configured routes and where the page uploads for each (capture values as the demo's)."""
@@ -112,16 +111,6 @@ class PageBackend:
         """The document's fields, or None while it does not exist."""
         return self.documents.get(path)
 
-    @property
-    def documents(self) -> DocumentStore:
-        """The Firestore emulator through the function's own adapter, connected by the first request that needs it."""
-        with self._connecting:
-            if self._documents is None:
-                from image_pipeline.bootstrap import connect
-
-                self._documents = connect(self.info.settings).documents
-            return self._documents
-
     def _store(self, name: str, content_type: str, data: bytes) -> dict[str, Any]:
         """A simple media upload through the Storage JSON API; the object resource it answers."""
         url = (
@@ -141,9 +130,11 @@ class PageBackend:
         _log.warning("the function kept failing event %s for %s", event_id, resource.get("name"))
 
 
-def make_handler(info: StackInfo, deliver_events: bool = False) -> type[BaseHTTPRequestHandler]:
-    """The request handler class serving the page for the stack `info` describes."""
-    backend = PageBackend(info, deliver_events)
+def make_handler(
+    info: StackInfo, documents: DocumentStore, deliver_events: bool = False
+) -> type[BaseHTTPRequestHandler]:
+    """The request handler class serving the page for the stack `info` describes, its documents in `documents`."""
+    backend = PageBackend(info, documents, deliver_events)
 
     class PageHandler(BaseHTTPRequestHandler):
         server_version = "image-pipeline-page"
