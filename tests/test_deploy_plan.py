@@ -6,8 +6,6 @@ as deploy.sh reads it. tests/test_deploy.py runs deploy.sh itself."""
 from __future__ import annotations
 
 import hashlib
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,7 +21,7 @@ from image_pipeline.deploy_plan import (
     SettingVariable,
 )
 from image_pipeline.settings import Settings
-from tests.test_settings_registry import STDLIB_ONLY
+from tests.test_settings_registry import run_with_stdlib_only
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "demo-app"
@@ -753,14 +751,8 @@ def test_the_rules_plan(capsys, monkeypatch):
 
 
 def test_the_command_needs_only_the_standard_library():
-    result = subprocess.run(
-        [sys.executable, "-c", STDLIB_ONLY, "deploy-plan", "--source-root", str(ROOT), "function"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={"PATH": "/usr/bin:/bin", **SCRIPT_ENV, "OUTPUT_FORMAT": "avif"},
+    result = run_with_stdlib_only(
+        "deploy-plan", "--source-root", str(ROOT), "function", env={**SCRIPT_ENV, "OUTPUT_FORMAT": "avif"}
     )
 
     assert result.returncode == 0, result.stderr

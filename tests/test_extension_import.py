@@ -5,8 +5,6 @@ codes and its one-line errors."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -17,7 +15,7 @@ from image_pipeline.__main__ import main
 from image_pipeline.extension.dotenv import parse_env
 from image_pipeline.extension.params import PARAMS, ExtensionParams, ParamKind
 from tests.test_extension_dotenv import EMULATOR, EXPORTED
-from tests.test_settings_registry import STDLIB_ONLY
+from tests.test_settings_registry import run_with_stdlib_only
 
 ROOT = Path(__file__).resolve().parent.parent
 ERROR = "python -m image_pipeline routes: error: "
@@ -488,14 +486,6 @@ def test_a_file_and_firebase_json_exclude_each_other(capsys, tmp_path: Path) -> 
 
 def test_the_command_needs_only_the_standard_library(tmp_path: Path) -> None:
     path = env_file(tmp_path, EMULATOR)
-    result = subprocess.run(
-        [sys.executable, "-c", STDLIB_ONLY, "routes", "import-extension", str(path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={"PATH": "/usr/bin:/bin"},
-    )
+    result = run_with_stdlib_only("routes", "import-extension", str(path))
     assert result.returncode == 0, result.stderr
     assert tomllib.loads(result.stdout)["route"][0]["IMG_SIZES"] == "300x300"

@@ -135,17 +135,22 @@ runpy.run_module("image_pipeline", run_name="__main__", alter_sys=True)
 """
 
 
-@pytest.mark.parametrize("mode", ["--names", "--markdown", "--check"])
-def test_settings_command_needs_only_the_standard_library(mode):
-    result = subprocess.run(
-        [sys.executable, "-c", STDLIB_ONLY, "settings", mode],
+def run_with_stdlib_only(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`python -m image_pipeline ARGS` from the repository, any import outside the standard library refused."""
+    return subprocess.run(
+        [sys.executable, "-c", STDLIB_ONLY, *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
-        env={"PATH": "/usr/bin:/bin"},
+        env={"PATH": "/usr/bin:/bin", **(env or {})},
     )
+
+
+@pytest.mark.parametrize("mode", ["--names", "--markdown", "--check"])
+def test_settings_command_needs_only_the_standard_library(mode):
+    result = run_with_stdlib_only("settings", mode)
     assert result.returncode == 0, result.stderr
     if mode == "--names":
         assert result.stdout.splitlines() == names()
