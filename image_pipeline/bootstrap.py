@@ -13,7 +13,7 @@ from typing import Any
 from image_pipeline.cpus import available_cpus
 from image_pipeline.model_files import LoadedCutout, ModelCache, read_model
 from image_pipeline.options import CutoutSpec, ImagingOptions
-from image_pipeline.ports import ObjectStore
+from image_pipeline.ports import EventPublisher, ObjectStore
 from image_pipeline.results import ProcessedImage
 from image_pipeline.settings import SOURCE_ROOT, Settings
 from image_pipeline.usecase import Cutouts, Dependencies
@@ -31,7 +31,17 @@ def connect(settings: Settings) -> Dependencies:
         make_variants=make_variants,
         now=lambda: datetime.now(UTC),
         cutouts=cutouts(objects),
+        events=event_publisher(settings),
     )
+
+
+def event_publisher(settings: Settings) -> EventPublisher | None:
+    """The Eventarc publisher, only where some extension route publishes: no other deployment imports it."""
+    if not any(route.publishing for route in settings.extension_routes):
+        return None
+    from image_pipeline.gateway import eventarc
+
+    return eventarc.connect(settings.client_timeout_s)
 
 
 def cutouts(objects: ObjectStore | None) -> Cutouts:

@@ -66,7 +66,7 @@ def builtin_routes(environ: Mapping[str, str], limits: ImagingOptions) -> tuple[
         variable.name: environ[variable.name] for variable in ROUTE_VARIABLES if variable.name in environ
     }
     try:
-        return parse_routes({"route": [builtin_table(spelled)]}, limits, source="the built-in route")
+        return parse_routes({"route": [builtin_table(spelled)]}, limits, source="the built-in route").routes
     except RouteError as error:
         raise ConfigurationError(_named(error, spelled)) from None
 

@@ -9,12 +9,14 @@ import io
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
 from image_pipeline.bootstrap import connect
 from image_pipeline.errors import TransientError
+from image_pipeline.extension.resize import ExtensionTrace, Finalize, handle_finalize
+from image_pipeline.extension.route import ExtensionRoute
 from image_pipeline.logs import log
 from image_pipeline.options import Variant
 from image_pipeline.ports import Outcome
@@ -26,6 +28,16 @@ LOGGER = logging.getLogger("image_pipeline.function")
 # The warm-up image's height: enough to run every decoder and encoder once, too small to cost anything.
 WARM_UP_EDGE = 16
 
+# When routes disagree about one event, the summary line's outcome is the one furthest along this list.
+OUTCOME_WEIGHT = (
+    Outcome.SKIPPED,
+    Outcome.DUPLICATE,
+    Outcome.SUPERSEDED,
+    Outcome.COMPLETE,
+    Outcome.NOT_OWNER,
+    Outcome.DOCUMENT_MISSING,
+    Outcome.FAILED,
+)
 _SEVERITY = {
     Outcome.SKIPPED: logging.INFO,
     Outcome.COMPLETE: logging.INFO,
@@ -111,13 +123,32 @@ class Function:
         return outcome
 
     def _handle(self, event_id: str, event_time: str | None, data: Any, trace: Trace) -> tuple[Outcome, str | None]:
-        """Skip what is not a source upload; otherwise run the use case on the real adapters."""
+        """Every extension route sees the event, then the first of our routes that matches it takes it."""
+        outcomes = [self._extension_outcome(route, event_id, event_time, data, trace)
+                    for route in self._settings.extension_routes]  # fmt: skip
         upload = classify(event_id, event_time, data, self._settings.routes)
         if isinstance(upload, Skip):
+            if any(outcome is not Outcome.SKIPPED for outcome in outcomes):
+                return max(outcomes, key=OUTCOME_WEIGHT.index), None
             return Outcome.SKIPPED, upload.reason
         trace.route = upload.route.name
         self._upload_started.set()
-        return handle_upload(upload, self._settings.policy, self._connected(), trace), None
+        outcome = handle_upload(upload, self._settings.policy, self._connected(), trace)
+        return max([*outcomes, outcome], key=OUTCOME_WEIGHT.index), None
+
+    def _extension_outcome(
+        self, route: ExtensionRoute, event_id: str, event_time: str | None, data: Any, trace: Trace
+    ) -> Outcome:
+        """One extension route's handling of the event, recorded in the trace under the route's name."""
+        if not isinstance(data, Mapping) or (route.publishing is None and route.skip_reason(data)):
+            # Skipped without connecting anything: a route that publishes must announce every finalize (onStart).
+            return Outcome.SKIPPED
+        extension_trace = trace.extensions.setdefault(route.name, ExtensionTrace())
+        self._upload_started.set()
+        finalize = Finalize(event_id, event_time, data)
+        outcome = handle_finalize(route, finalize, self._settings.policy, self._connected(), extension_trace)
+        extension_trace.outcome = outcome
+        return outcome
 
     def _connected(self) -> Dependencies:
         """The adapters, created by the first event that needs them."""
@@ -145,6 +176,8 @@ class Function:
             fields["route"] = trace.route
         if trace.error:
             fields["error"] = trace.error
+        if trace.extensions:
+            fields["extensions"] = {name: extension.as_record() for name, extension in trace.extensions.items()}
         if trace.decoder_warnings:
             # Decoder warnings are facts about the image, counted here instead of one raw log line each.
             fields["decoderWarnings"] = trace.decoder_warnings

@@ -6,11 +6,15 @@ Adapters live in gateway/; only extension routes publish events.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
+from types import MappingProxyType
 from typing import Any, Protocol
 
 TOKEN_METADATA_KEY = "firebaseStorageDownloadTokens"
+# Custom metadata on every output of every route, as the Resize Images extension marks its own: extension routes skip
+# objects that carry it, so no route's outputs are taken as uploads by an extension route.
+RESIZED_IMAGE_MARK = "resizedImage"
 
 
 class ServerTime:
@@ -62,6 +66,26 @@ def nested_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
     return document
 
 
+@dataclass(frozen=True)
+class ObjectMetadata:
+    """An object's headers and custom metadata, None for a header it has not got."""
+
+    content_type: str | None = None
+    content_disposition: str | None = None
+    content_encoding: str | None = None
+    content_language: str | None = None
+    cache_control: str | None = None
+    custom: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """An object as it is stored now: its generation and its custom metadata."""
+
+    generation: int
+    custom: Mapping[str, str]
+
+
 class ObjectStore(Protocol):
     """Object storage (Cloud Storage). Raises TransientError for outages, timeouts and throttling."""
 
@@ -72,10 +96,26 @@ class ObjectStore(Protocol):
         """The bytes of the object's current generation (a file the operator placed, e.g. a model), or None."""
 
     def create(self, bucket: str, name: str, data: bytes, content_type: str, cache_control: str) -> str:
-        """Write the object only if absent, with a fresh download token; return the token of the stored object."""
+        """Write the object only if absent, with a fresh download token and the RESIZED_IMAGE_MARK; return the token
+        of the stored object."""
 
     def delete(self, bucket: str, name: str, generation: int) -> None:
         """Delete exactly this generation; nothing happens if it is already gone."""
+
+    def stat(self, bucket: str, name: str) -> StoredObject | None:
+        """The object's current generation and custom metadata, or None if there is no such object."""
+
+    def write(self, bucket: str, name: str, data: bytes, metadata: ObjectMetadata, replacing: int) -> int | None:
+        """Write the object with exactly this metadata if its current generation is `replacing` (0: absent).
+
+        Returns the new generation; None when the generation is not `replacing` (another writer came first).
+        """
+
+    def make_public(self, bucket: str, name: str) -> bool:
+        """Let anyone read the object (the allUsers reader ACL); False if the bucket refuses per-object ACLs."""
+
+    def add_custom(self, bucket: str, name: str, generation: int, custom: Mapping[str, str]) -> None:
+        """Add custom metadata to exactly this generation; nothing happens if it is gone or replaced."""
 
     def list_objects(self, bucket: str, prefix: str) -> Iterator[Mapping[str, Any]]:
         """The live objects under `prefix` in name order, as object resources (the shape an event carries), streamed."""

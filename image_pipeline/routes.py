@@ -248,11 +248,14 @@ def output_file_name(stem: str, generation: int, variant: str, extension: str) -
     return f"{stem}-{generation}-{variant}.{extension}"
 
 
-def check_table(routes: tuple[Route, ...]) -> None:
-    """Refuse a table with repeated names, or where an output of any route could be taken as a source (a loop)."""
-    if not routes:
+def check_table(routes: tuple[Route, ...], names: list[str] | None = None) -> None:
+    """Refuse a table with repeated names, or where an output of any route could be taken as a source (a loop).
+
+    `names` are every route's in the file, extension routes included (the routes' own by default).
+    """
+    if not routes and not names:
         raise RouteError("no routes: a routes file needs at least one [[route]]")
-    names = [route.name for route in routes]
+    names = [route.name for route in routes] if names is None else names
     for name in names:
         if names.count(name) > 1:
             raise _route_error(name, "name", "used by more than one route")

@@ -1,16 +1,25 @@
-"""Read a routes file (TOML) into validated Routes; every error names the route and the key. Standard library only."""
+"""Read a routes file (TOML) into a validated RouteTable; errors name the route and the key. Standard library only.
+
+A `[[route]]` table is one of our routes, or, with an `extension` key, an extension route (extension/route.py).
+"""
 
 from __future__ import annotations
 
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from image_pipeline.errors import RouteError
+from image_pipeline.extension.route import (
+    EXTENSION_KEY,
+    ExtensionRoute,
+    check_outputs_reach_no_route,
+    parse_extension_route,
+)
 from image_pipeline.model_files import model_location
 from image_pipeline.options import CutoutFamily, CutoutSpec, Encoding, Fit, ImagingOptions, OutputFormat, Variant
 from image_pipeline.routes import (
@@ -39,8 +48,20 @@ _REQUIRED = ("name", "match", "document", "field", "output", "variants")
 _CUTOUT_KEYS = ("family", "uri", "sha256", "trim")
 
 
-def load_routes(path: Path, limits: ImagingOptions) -> tuple[Route, ...]:
-    """Read and validate the routes file at `path`; `limits` gives the size limits every route shares."""
+@dataclass(frozen=True)
+class RouteTable:
+    """A validated routes file: our routes in the order they are tried, and the extension routes (each takes every
+    upload its filters pass, as separate extension instances did)."""
+
+    routes: tuple[Route, ...] = ()
+    extensions: tuple[ExtensionRoute, ...] = ()
+
+
+def load_routes(path: Path, limits: ImagingOptions, project: str | None = None) -> RouteTable:
+    """Read and validate the routes file at `path`; `limits` gives the size limits every route shares.
+
+    `project` is the Google Cloud project, for an extension route's channel or event source that names none.
+    """
     try:
         with path.open("rb") as handle:
             document = tomllib.load(handle)
@@ -48,23 +69,41 @@ def load_routes(path: Path, limits: ImagingOptions) -> tuple[Route, ...]:
         raise RouteError(f"ROUTES_FILE {str(path)!r}: cannot read it: {error.strerror}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:  # TOML is UTF-8; tomllib decodes before parsing
         raise RouteError(f"ROUTES_FILE {str(path)!r}: not valid TOML: {error}") from None
-    return parse_routes(document, limits, source=str(path))
+    return parse_routes(document, limits, source=str(path), project=project)
 
 
-def parse_routes(document: Mapping[str, Any], limits: ImagingOptions, source: str = "routes") -> tuple[Route, ...]:
-    """Validate a parsed routes document; the table as a whole is checked for loops."""
+def parse_routes(
+    document: Mapping[str, Any], limits: ImagingOptions, source: str = "routes", project: str | None = None
+) -> RouteTable:
+    """Validate a parsed routes document; the table as a whole is checked for repeated names and loops."""
     unknown = sorted(set(document) - {"route"})
     if unknown:
         raise RouteError(f"{source}: unknown top-level key {unknown[0]!r} (only [[route]] tables are allowed)")
     tables = document.get("route", [])
     if not isinstance(tables, list) or not all(isinstance(table, dict) for table in tables):
         raise RouteError(f"{source}: 'route' must be an array of tables: [[route]]")
-    routes = tuple(_parse_route(table, index, limits, source) for index, table in enumerate(tables))
+    parsed = [_parse_table(table, index, limits, source, project) for index, table in enumerate(tables)]
+    table = RouteTable(
+        tuple(route for route in parsed if isinstance(route, Route)),
+        tuple(route for route in parsed if isinstance(route, ExtensionRoute)),
+    )
     try:
-        check_table(routes)
+        check_table(table.routes, names=[route.name for route in parsed])
+        for extension in table.extensions:
+            check_outputs_reach_no_route(extension, table.routes)
     except RouteError as error:
         raise error.within(source) from None
-    return routes
+    return table
+
+
+def _parse_table(
+    table: Mapping[str, Any], index: int, limits: ImagingOptions, source: str, project: str | None
+) -> Route | ExtensionRoute:
+    if EXTENSION_KEY not in table:
+        return _parse_route(table, index, limits, source)
+    label = f"{source}: route {table.get('name', f'#{index + 1}')!r}"
+    name = _Reader(table, label).text("name", ROUTE_NAME, "1-32 of a-z 0-9 - (the extension's instance id)")
+    return parse_extension_route(table, name, limits, label, project)
 
 
 def _parse_route(table: Mapping[str, Any], index: int, limits: ImagingOptions, source: str) -> Route:

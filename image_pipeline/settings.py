@@ -26,10 +26,11 @@ from image_pipeline.builtin_route import (
     refuse_beside_routes_file,
 )
 from image_pipeline.errors import ConfigurationError
+from image_pipeline.extension.route import ExtensionRoute
 from image_pipeline.options import PIXEL_CEILING, ImagingOptions
 from image_pipeline.policy import FIREBASE_DOWNLOAD_BASE, PUBLIC_STORAGE_BASE, Policy, UrlMode, UrlRules
 from image_pipeline.routes import Route
-from image_pipeline.routes_file import load_routes
+from image_pipeline.routes_file import RouteTable, load_routes
 
 
 class LogLevel(str, Enum):
@@ -59,6 +60,8 @@ class Settings:
     warm_up: bool = True
     # The routes in the order they are tried: ROUTES_FILE's, else the built-in route.
     routes: tuple[Route, ...] = field(default_factory=lambda: builtin_routes({}, ImagingOptions()))
+    # ROUTES_FILE's extension routes: each takes every upload its filters pass.
+    extension_routes: tuple[ExtensionRoute, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -166,11 +169,12 @@ class Settings:
             "ROUTES_FILE", help="a routes file (TOML; relative: from the source root): see docs/routes.md"
         )
         if routes_file is None:
-            routes = builtin_routes(route_spelling, limits)
+            table = RouteTable(builtin_routes(route_spelling, limits))
         else:
             refuse_beside_routes_file(route_spelling)
-            routes = load_routes(routes_file, limits)
-        return cls(limits, policy, client_timeout_s, client_retry_s, log_level, warm_up, routes)
+            project = env.unlisted("GOOGLE_CLOUD_PROJECT") or env.unlisted("GCLOUD_PROJECT")
+            table = load_routes(routes_file, limits, project)
+        return cls(limits, policy, client_timeout_s, client_retry_s, log_level, warm_up, table.routes, table.extensions)
 
 
 _URL = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")

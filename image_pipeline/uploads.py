@@ -67,8 +67,8 @@ def classify(event_id: str, event_time: str | None, data: Any, routes: tuple[Rou
     if matched is None:
         return Skip("object matches no route")
     route, values = matched
-    generation = _digits(data.get("generation"))
-    size = _digits(data.get("size"), allow_zero=True)
+    generation = parse_digits(data.get("generation"))
+    size = parse_digits(data.get("size"), allow_zero=True)
     if generation is None or size is None:
         return Skip("event has no valid generation or size")
     if size == 0:
@@ -96,7 +96,7 @@ def _first_match(routes: tuple[Route, ...], name: str) -> tuple[Route, dict[str,
     return None
 
 
-def _digits(value: Any, allow_zero: bool = False) -> int | None:
+def parse_digits(value: Any, allow_zero: bool = False) -> int | None:
     """A non-negative integer sent as a digit string (or an int), else None."""
     text = str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
     if allow_zero and text == "0":

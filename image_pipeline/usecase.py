@@ -8,9 +8,10 @@ out-of-order deliveries can never regress a result.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
+from typing import TYPE_CHECKING
 
 from image_pipeline import manifest
 from image_pipeline.errors import DocumentNotYetCreated, PermanentError, RejectionCode
@@ -18,10 +19,13 @@ from image_pipeline.manifest import StoredImage, StoredVariants
 from image_pipeline.model_files import LoadedCutout
 from image_pipeline.options import CutoutSpec, ImagingOptions
 from image_pipeline.policy import Policy
-from image_pipeline.ports import Decision, DocumentStore, ObjectStore, Outcome
+from image_pipeline.ports import Decision, DocumentStore, EventPublisher, ObjectStore, Outcome
 from image_pipeline.results import EncodedImage, ProcessedImage, RenderedVariant
 from image_pipeline.routes import DeleteOriginal, MissingDocument
 from image_pipeline.uploads import Upload
+
+if TYPE_CHECKING:
+    from image_pipeline.extension.resize import ExtensionTrace
 
 Document = Mapping[str, object]
 MakeVariants = Callable[[bytes, ImagingOptions], ProcessedImage]
@@ -40,13 +44,14 @@ class Cutouts:
 
 @dataclass(frozen=True)
 class Dependencies:
-    """What the use case talks to: the two ports, the imaging core, a clock and the background removal."""
+    """What the use cases talk to: the ports, the imaging core, a clock and the background removal."""
 
     objects: ObjectStore
     documents: DocumentStore
     make_variants: MakeVariants
     now: Callable[[], datetime]
     cutouts: Cutouts | None = None
+    events: EventPublisher | None = None  # only where an extension route publishes its events
 
 
 @dataclass
@@ -57,6 +62,8 @@ class Trace:
     route: str | None = None
     error: Mapping[str, str] | None = None
     decoder_warnings: int = 0
+    # The extension routes that handled the event, by name (they are traced apart: each sees every event).
+    extensions: dict[str, ExtensionTrace] = field(default_factory=dict)
 
 
 def handle_upload(upload: Upload, policy: Policy, deps: Dependencies, trace: Trace, reprocess: bool = False) -> Outcome:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -13,7 +13,8 @@ from typing import Any
 from image_pipeline.errors import ImageRejected, ModelUnusable, RejectionCode, TransientError
 from image_pipeline.model_files import LoadedCutout
 from image_pipeline.options import CutoutSpec, ImagingOptions
-from image_pipeline.ports import Decide, Decision, ServerTime
+from image_pipeline.ports import Decide, Decision, ObjectMetadata, ServerTime
+from image_pipeline.ports import StoredObject as PortStoredObject
 from image_pipeline.results import (
     CutoutFacts,
     EncodedImage,
@@ -39,6 +40,8 @@ class StoredObject:
     content_type: str | None = None
     cache_control: str | None = None
     token: str | None = None
+    metadata: ObjectMetadata = field(default_factory=ObjectMetadata)
+    public: bool = False
 
 
 @dataclass
@@ -49,6 +52,9 @@ class MemoryObjects:
     outage: bool = False
     downloads: int = 0
     creates: int = 0
+    writes: int = 0
+    # Buckets with uniform bucket-level access: make_public is refused there.
+    uniform_access: bool = False
     _next_generation: int = 1_700_000_000_000_000
 
     def put(self, bucket: str, name: str, data: bytes) -> int:
@@ -85,6 +91,51 @@ class MemoryObjects:
         if stored and stored.generation == generation:
             del self.objects[(bucket, name)]
 
+    def stat(self, bucket: str, name: str) -> PortStoredObject | None:
+        self._check()
+        stored = self.objects.get((bucket, name))
+        return PortStoredObject(stored.generation, dict(stored.metadata.custom)) if stored else None
+
+    def write(self, bucket: str, name: str, data: bytes, metadata: ObjectMetadata, replacing: int) -> int | None:
+        self._check()
+        existing = self.objects.get((bucket, name))
+        if (existing.generation if existing else 0) != replacing:
+            return None
+        self.writes += 1
+        self._next_generation += 1
+        self.objects[(bucket, name)] = StoredObject(
+            data, self._next_generation, metadata.content_type, metadata.cache_control, None, metadata
+        )
+        return self._next_generation
+
+    def make_public(self, bucket: str, name: str) -> bool:
+        self._check()
+        if self.uniform_access:
+            return False
+        self.objects[(bucket, name)].public = True
+        return True
+
+    def add_custom(self, bucket: str, name: str, generation: int, custom: Mapping[str, str]) -> None:
+        self._check()
+        stored = self.objects.get((bucket, name))
+        if stored and stored.generation == generation:
+            stored.metadata = replace(stored.metadata, custom={**stored.metadata.custom, **custom})
+
+    def upload(self, bucket: str, name: str, data: bytes, metadata: ObjectMetadata) -> dict[str, Any]:
+        """Store an upload with its metadata, as a client would; return the finalize event's object resource."""
+        generation = self.put(bucket, name, data)
+        self.objects[(bucket, name)].metadata = metadata
+        self.objects[(bucket, name)].content_type = metadata.content_type
+        resource: dict[str, Any] = {"bucket": bucket, "name": name, "generation": str(generation),
+                                    "size": str(len(data)), "timeCreated": "2030-01-01T00:00:00Z"}  # fmt: skip
+        headers = {"contentType": metadata.content_type, "cacheControl": metadata.cache_control,
+                   "contentDisposition": metadata.content_disposition, "contentEncoding": metadata.content_encoding,
+                   "contentLanguage": metadata.content_language}  # fmt: skip
+        resource.update({key: value for key, value in headers.items() if value is not None})
+        if metadata.custom:
+            resource["metadata"] = dict(metadata.custom)
+        return resource
+
     def list_objects(self, bucket: str, prefix: str) -> Iterator[dict[str, Any]]:
         self._check()
         for (stored_bucket, name), stored in sorted(self.objects.items()):
@@ -99,6 +150,23 @@ class MemoryObjects:
     def _check(self) -> None:
         if self.outage:
             raise TransientError("storage is unavailable (injected)")
+
+
+@dataclass
+class MemoryPublisher:
+    """EventPublisher in memory: what was published, by channel; `refuse` makes every publish raise it."""
+
+    published: list[tuple[str, Mapping[str, object]]] = field(default_factory=list)
+    refuse: Exception | None = None
+
+    def publish(self, channel: str, events: Sequence[Mapping[str, object]]) -> None:
+        if self.refuse is not None:
+            raise self.refuse
+        self.published.extend((channel, event) for event in events)
+
+    def types(self) -> list[str]:
+        """The published events' types, short (onStart, ...), in order."""
+        return [str(event["type"]).rsplit(".", 1)[-1] for _, event in self.published]
 
 
 @dataclass

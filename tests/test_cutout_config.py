@@ -48,7 +48,7 @@ def with_cutout(**changes: Any) -> dict[str, Any]:
 
 
 def parse(*tables: dict[str, Any]):
-    return parse_routes({"route": list(tables)}, ImagingOptions())
+    return parse_routes({"route": list(tables)}, ImagingOptions()).routes
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,8 @@ from itertools import count
 
 import pytest
 
-from image_pipeline.extension.metadata import FAILED_COPY_METADATA, ObjectMetadata, output_metadata
-from image_pipeline.ports import TOKEN_METADATA_KEY
+from image_pipeline.extension.metadata import FAILED_COPY_METADATA, output_metadata
+from image_pipeline.ports import TOKEN_METADATA_KEY, ObjectMetadata
 
 
 def new_tokens() -> Callable[[], str]:

@@ -82,7 +82,7 @@ def route_table(**changes: Any) -> dict[str, Any]:
 
 
 def parse_one(**changes: Any) -> Route:
-    (route,) = parse_routes({"route": [route_table(**changes)]}, LIMITS, source="routes.toml")
+    (route,) = parse_routes({"route": [route_table(**changes)]}, LIMITS, source="routes.toml").routes
     return route
 
 
@@ -339,7 +339,7 @@ def test_a_table_whose_outputs_could_be_sources_is_refused(tables) -> None:
     ],
 )
 def test_outputs_that_cannot_be_sources_are_accepted(outputs) -> None:
-    (route,) = parse_routes({"route": [route_table(output=outputs[0])]}, LIMITS)
+    (route,) = parse_routes({"route": [route_table(output=outputs[0])]}, LIMITS).routes
 
     assert route.output.text == outputs[0]
 
@@ -387,7 +387,7 @@ def test_the_issues_example_is_read_as_written(tmp_path: Path) -> None:
     path = tmp_path / "routes.toml"
     path.write_text(EXAMPLE)
 
-    (route,) = load_routes(path, LIMITS)
+    (route,) = load_routes(path, LIMITS).routes
 
     assert route == Route(
         name="showcase",
@@ -413,7 +413,7 @@ def test_the_issues_example_is_read_as_written(tmp_path: Path) -> None:
 
 
 def test_the_built_in_route_is_the_examples_showcase_route() -> None:
-    (example,) = parse_routes(_toml(EXAMPLE), Settings().limits)
+    (example,) = parse_routes(_toml(EXAMPLE), Settings().limits).routes
 
     assert Settings().routes == (example,)
     builtin = Settings().routes[0]
@@ -498,7 +498,7 @@ def test_optional_keys_are_read() -> None:
 def test_limits_are_shared_and_route_keys_are_defaulted() -> None:
     limits = ImagingOptions(max_pixels=1234, max_frames=7, max_decode_mib=99, encode_threads=3, keep_animation=True)
 
-    (route,) = parse_routes({"route": [BASE]}, limits)
+    (route,) = parse_routes({"route": [BASE]}, limits).routes
 
     assert route.imaging == ImagingOptions(
         variants=(Variant("thumb", 256),), max_pixels=1234, max_frames=7, max_decode_mib=99, encode_threads=3,
@@ -526,7 +526,7 @@ def test_routes_are_kept_in_file_order() -> None:
             ]
         },
         LIMITS,
-    )
+    ).routes
 
     assert [route.name for route in routes] == ["c", "a", "b"]
 

@@ -300,7 +300,7 @@ def test_the_built_in_route_is_the_one_a_routes_file_would_spell():
     from image_pipeline.routes_file import parse_routes
 
     spelled = {variable.name: variable.default for variable in Settings.variables() if variable.route}
-    assert Settings().routes == parse_routes({"route": [builtin_table(spelled)]}, ImagingOptions())
+    assert Settings().routes == parse_routes({"route": [builtin_table(spelled)]}, ImagingOptions()).routes
 
 
 def test_unrelated_variables_are_ignored():

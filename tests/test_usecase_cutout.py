@@ -54,7 +54,7 @@ PLAIN = {
     "match": "plain-uploads/{uid}/{characterId}/{file}",
     "output": "plain-images/{uid}/{characterId}/",
 }
-SETTINGS = dataclasses.replace(Settings(), routes=parse_routes({"route": [SHOWCASE, PLAIN]}, ImagingOptions()))
+SETTINGS = dataclasses.replace(Settings(), routes=parse_routes({"route": [SHOWCASE, PLAIN]}, ImagingOptions()).routes)
 DOCUMENT = "characters/c-1"
 OWNED = {"meta": {"userId": "u-1"}}
 

@@ -21,7 +21,7 @@ from tests.fakes import MemoryDocuments, MemoryObjects, fake_make_variants
 
 BUCKET = "app.appspot.com"
 NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
-ROUTES = load_routes(Path(__file__).resolve().parent.parent / "examples" / "routes.toml", ImagingOptions())
+ROUTES = load_routes(Path(__file__).resolve().parent.parent / "examples" / "routes.toml", ImagingOptions()).routes
 SETTINGS = dataclasses.replace(Settings(), routes=ROUTES)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from image_pipeline.extension.route import ExtensionRoute
     from image_pipeline.options import ImagingOptions
     from image_pipeline.results import EncodedImage, ProcessedImage, RenderedVariant
     from image_pipeline.routes import Route
@@ -59,7 +60,12 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files to process")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for the variants")
-    parser.add_argument("--route", metavar="NAME", help="make what this route makes (default: the first route)")
+    parser.add_argument(
+        "--route",
+        metavar="NAME",
+        help="make what this route makes (default: the first route); for an extension route, the outputs are named "
+        "as the extension names them",
+    )
     parser.set_defaults(run=run)
 
 
@@ -74,14 +80,20 @@ def run(args: argparse.Namespace) -> int:
     if unusable is not None:
         raise UsageError(unusable)
     settings = Settings.from_env()
-    route = chosen_route(settings.routes, args.route)
+    extension = next((route for route in settings.extension_routes if route.name == args.route), None)
+    if args.route is None and not settings.routes:
+        extension = settings.extension_routes[0]  # a file of extension routes only: its first one
     logs.configure(stream=sys.stderr, level=settings.log_level.value)
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise UsageError(f"cannot use --out {args.out}: {error.strerror}") from None
-    make = route_maker(route, bootstrap.cutouts(objects=None))
     paths = [Path(path) for path in args.inputs]
+    if extension is not None:
+        lines = [process_as_extension(path, args.out, extension) for path in paths]
+        return 0 if all(line["ok"] for line in lines) else 1
+    route = chosen_route(settings.routes, args.route)
+    make = route_maker(route, bootstrap.cutouts(objects=None))
     results = [
         process_file(path, stem, args.out, route.imaging, make)
         for path, stem in zip(paths, output_stems(paths), strict=True)
@@ -97,6 +109,43 @@ def route_maker(route: Route, cutouts: Cutouts) -> Callable[[bytes], ProcessedIm
         return partial(bootstrap.make_variants, options=route.imaging)
     loaded = cutouts.load(route.cutout, "")
     return lambda data: cutouts.make_variants(data, route.imaging, loaded, lambda: None)
+
+
+def process_as_extension(path: Path, out_dir: Path, route: ExtensionRoute) -> dict[str, Any]:
+    """Make what an extension route makes of one file (its Content-Type guessed from its name), named as the extension
+    names it under `out_dir`; print and return its JSON line."""
+    import mimetypes
+
+    from image_pipeline import bootstrap
+    from image_pipeline.errors import PermanentError
+
+    content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    resource = {"name": path.name, "contentType": content_type}
+    reason = route.skip_reason(resource)
+    line: dict[str, Any] = {"input": str(path), "ok": False}
+    if reason is not None:
+        line["error"] = {"code": "skipped", "message": f"the extension route skips it: {reason} ({content_type})"}
+        print(json.dumps(line), flush=True)
+        return line
+    plan = route.plan(path.name, content_type)
+    try:
+        processed = bootstrap.make_variants(read_bounded(path, route.limits.max_input_bytes), plan.imaging)
+    except PermanentError as rejection:
+        line["error"] = rejection.as_record()
+    else:
+        variants = {variant.name: variant for variant in processed.variants}
+        outputs = []
+        for output in plan.objects:
+            variant = variants[output.size.text]
+            image = next(image for image in variant.encodings if image.format == output.format.value)
+            # Inside --out whatever RESIZED_IMAGES_PATH says: a leading `..` would climb out of it.
+            target = out_dir.joinpath(*(part for part in output.path.split("/") if part not in ("", "..")))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            written = {**write_encoding(target, image), "contentType": output.content_type}
+            outputs.append({"size": output.size.text, "width": variant.width, "height": variant.height, **written})
+        line.update(ok=True, source=vars(processed.source), outputs=outputs)
+    print(json.dumps(line), flush=True)
+    return line
 
 
 def input_problem(path: str) -> str | None:

@@ -7,6 +7,7 @@ Standard library only (no Pillow, no Google client): works wherever the routes f
 from __future__ import annotations
 
 import argparse
+import mimetypes
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from image_pipeline.routes import Route
+    from image_pipeline.settings import Settings
 
 PROG = "python -m image_pipeline routes"
 _MISSING = {"wait": "waited for while the event is young, if missing", "create": "created if missing"}
@@ -51,6 +53,11 @@ def add_parser(subparsers: Any) -> None:
     )
     explain.add_argument(
         "--generation", type=_generation, default=1, metavar="N", help="the source generation in output names (1)"
+    )
+    explain.add_argument(
+        "--content-type",
+        metavar="TYPE",
+        help="the upload's Content-Type, which extension routes filter on (default: guessed from the name)",
     )
     explain.set_defaults(run=run_explain)
     _add_import_extension(actions)
@@ -106,50 +113,72 @@ def run_import_extension(args: argparse.Namespace) -> int:
 
 def run_check(args: argparse.Namespace) -> int:
     """Print every route as understood; exit 2 with one line if the table is unusable."""
-    routes, origin = load(args.file)
-    print(f"{len(routes)} route{'s' if len(routes) != 1 else ''} from {origin}, tried in this order:")
+    from image_pipeline.extension.route import describe as describe_extension
+
+    settings, origin = load(args.file)
+    routes, extensions = settings.routes, settings.extension_routes
+    if routes:
+        print(f"{len(routes)} route{'s' if len(routes) != 1 else ''} from {origin}, tried in this order:")
     for route in routes:
         print()
         print("\n".join(describe(route)))
+    if extensions:
+        print(f"{'' if not routes else chr(10)}{len(extensions)} extension route{'s' if len(extensions) != 1 else ''} "
+              f"from {origin}, each taking every upload its filters pass:")  # fmt: skip
+    for extension in extensions:
+        print()
+        print("\n".join(describe_extension(extension)))
     return 0
 
 
 def run_explain(args: argparse.Namespace) -> int:
     """Say which route takes the path and what it would write; exit 0 either way (1 if no route takes it)."""
+    from image_pipeline.extension.route import explain as explain_extension
     from image_pipeline.uploads import Upload, classify
 
-    routes, origin = load(args.routes_file)
-    resource = {"bucket": "bucket", "name": args.path, "generation": str(args.generation), "size": "1"}
+    settings, origin = load(args.routes_file)
+    routes = settings.routes
+    content_type = args.content_type or mimetypes.guess_type(args.path)[0] or "application/octet-stream"
+    resource = {"bucket": "bucket", "name": args.path, "generation": str(args.generation), "size": "1",
+                "contentType": content_type}  # fmt: skip
+    extension_lines = [line for route in settings.extension_routes for line in explain_extension(route, resource)]
+    taken = any(" takes it " in line for line in extension_lines)
     found = classify("explain", None, resource, routes)
-    if not isinstance(found, Upload):
-        print(f"{args.path!r}: no route takes it ({origin}); the function skips it without work.")
+    if not routes:
+        print(f"{args.path!r} as {content_type} ({origin}):")
+    elif not isinstance(found, Upload):
+        print(f"{args.path!r}: no route takes it ({origin}){'' if taken else '; the function skips it without work'}.")
         for route in routes:
             print(f"  route {route.name!r} ({route.match.text}): {mismatch(route, args.path)}")
         for route in routes:
             if _looks_like_output(route, args.path):
                 print(f"  it has the shape of an output of route {route.name!r} ({route.output.text}...).")
-        return 1
-    print("\n".join(explain_upload(found, routes, origin)))
-    return 0
+    else:
+        print("\n".join(explain_upload(found, routes, origin)))
+    if extension_lines:
+        print("\n".join(extension_lines))
+    return 0 if taken or isinstance(found, Upload) else 1
 
 
-def load(file: Path | None) -> tuple[tuple[Route, ...], str]:
-    """The routes start-up would use with ROUTES_FILE=`file` (default: the environment's), and where they came from."""
+def load(file: Path | None) -> tuple[Settings, str]:
+    """The settings (routes) start-up would use with ROUTES_FILE=`file` (default: the environment's), and where the
+    routes came from."""
     from image_pipeline.settings import Settings
 
     if file is not None:
         # Exactly as the function reads it, so that route-level variables set beside it are refused here too.
-        settings = Settings.from_env({**os.environ, "ROUTES_FILE": str(file.absolute())})
-        return settings.routes, str(file)
-    settings = Settings.from_env()
+        return Settings.from_env({**os.environ, "ROUTES_FILE": str(file.absolute())}), str(file)
     configured = os.environ.get("ROUTES_FILE", "").strip()
-    return settings.routes, f"ROUTES_FILE={configured}" if configured else "the built-in route (ROUTES_FILE is not set)"
+    origin = f"ROUTES_FILE={configured}" if configured else "the built-in route (ROUTES_FILE is not set)"
+    return Settings.from_env(), origin
 
 
 def chosen_route(routes: Sequence[Route], name: str | None) -> Route:
     """The route named `name` (`--route`), or the first; ConfigurationError names the choices."""
     from image_pipeline.errors import ConfigurationError
 
+    if not routes:
+        raise ConfigurationError("the routes file has no route of ours, only extension routes: name one with --route")
     if name is None:
         return routes[0]
     for route in routes:

@@ -3,26 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from image_pipeline.extension.naming import output_content_type, rewrite_content_disposition
-from image_pipeline.ports import TOKEN_METADATA_KEY
+from image_pipeline.ports import RESIZED_IMAGE_MARK, TOKEN_METADATA_KEY, ObjectMetadata
 
-RESIZED_IMAGE_MARKER = "resizedImage"
+RESIZED_IMAGE_MARKER = RESIZED_IMAGE_MARK
 FAILED_COPY_MARKER = "resizeFailed"
-
-
-@dataclass(frozen=True)
-class ObjectMetadata:
-    """An object's headers and custom metadata, None for a header it has not got."""
-
-    content_type: str | None = None
-    content_disposition: str | None = None
-    content_encoding: str | None = None
-    content_language: str | None = None
-    cache_control: str | None = None
-    custom: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
 
 # The copy's own finalize event is skipped on this mark. Nothing of the original's is copied, not even its token;
@@ -59,4 +46,26 @@ def output_metadata(
         content_language=original.content_language,
         cache_control=cache_control_header or original.cache_control,
         custom=MappingProxyType(custom),
+    )
+
+
+def object_metadata(resource: Mapping[str, object]) -> ObjectMetadata:
+    """An object's metadata as a storage event's object resource carries it (text values only)."""
+
+    def text(key: str) -> str | None:
+        value = resource.get(key)
+        return value if isinstance(value, str) and value else None
+
+    custom = resource.get("metadata")
+    return ObjectMetadata(
+        content_type=text("contentType"),
+        content_disposition=text("contentDisposition"),
+        content_encoding=text("contentEncoding"),
+        content_language=text("contentLanguage"),
+        cache_control=text("cacheControl"),
+        custom=MappingProxyType(
+            {key: value for key, value in custom.items() if isinstance(value, str)}
+            if isinstance(custom, Mapping)
+            else {}
+        ),
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from google.api_core import exceptions as api
@@ -13,7 +13,7 @@ from google.cloud.storage.retry import DEFAULT_RETRY
 
 from image_pipeline.errors import TransientError
 from image_pipeline.gateway.outages import transient_on_outage
-from image_pipeline.ports import TOKEN_METADATA_KEY
+from image_pipeline.ports import RESIZED_IMAGE_MARK, TOKEN_METADATA_KEY, ObjectMetadata, StoredObject
 
 LIST_PAGE_SIZE = 1000
 # Only what classifying an object needs; `nextPageToken` must be named or paging stops after one page.
@@ -57,7 +57,7 @@ class CloudStorage:
         token = str(uuid.uuid4())
         blob = self._client.bucket(bucket).blob(name)
         blob.cache_control = cache_control
-        blob.metadata = {TOKEN_METADATA_KEY: token}
+        blob.metadata = {TOKEN_METADATA_KEY: token, RESIZED_IMAGE_MARK: "true"}
         # Variants are far below 8 MiB, so the library sends one multipart request (no resumable session).
         with transient_on_outage(f"upload gs://{bucket}/{name}"):
             try:
@@ -91,6 +91,56 @@ class CloudStorage:
         with transient_on_outage(f"delete gs://{bucket}/{name}#{generation}"):
             try:
                 blob.delete(if_generation_match=generation, timeout=self._timeout_s, retry=self._retry)
+            except (api.NotFound, api.PreconditionFailed):
+                return
+
+    def stat(self, bucket: str, name: str) -> StoredObject | None:
+        """The object's current generation and custom metadata, or None if there is none."""
+        with transient_on_outage(f"stat gs://{bucket}/{name}"):
+            blob = self._client.bucket(bucket).get_blob(name, timeout=self._timeout_s, retry=self._retry)
+        if blob is None or blob.generation is None:
+            return None
+        return StoredObject(blob.generation, dict(blob.metadata or {}))
+
+    def write(self, bucket: str, name: str, data: bytes, metadata: ObjectMetadata, replacing: int) -> int | None:
+        """Write with exactly this metadata if the current generation is `replacing` (0: absent): the new generation,
+        or None if it is not."""
+        blob = self._client.bucket(bucket).blob(name)
+        blob.cache_control = metadata.cache_control
+        blob.content_disposition = metadata.content_disposition
+        blob.content_encoding = metadata.content_encoding
+        blob.content_language = metadata.content_language
+        blob.metadata = dict(metadata.custom) or None
+        with transient_on_outage(f"upload gs://{bucket}/{name}"):
+            try:
+                blob.upload_from_string(
+                    data,
+                    content_type=metadata.content_type or "application/octet-stream",
+                    if_generation_match=replacing,
+                    timeout=self._timeout_s,
+                    retry=self._retry,
+                )
+            except api.PreconditionFailed:
+                return None
+        return blob.generation
+
+    def make_public(self, bucket: str, name: str) -> bool:
+        """Grant allUsers read on the object; False where uniform bucket-level access forbids object ACLs."""
+        blob = self._client.bucket(bucket).blob(name)
+        with transient_on_outage(f"make public gs://{bucket}/{name}"):
+            try:
+                blob.make_public(timeout=self._timeout_s, retry=self._retry)
+            except api.BadRequest:
+                return False
+        return True
+
+    def add_custom(self, bucket: str, name: str, generation: int, custom: Mapping[str, str]) -> None:
+        """Merge `custom` into exactly this generation's custom metadata; gone or replaced is fine."""
+        blob = self._client.bucket(bucket).blob(name)
+        blob.metadata = dict(custom)
+        with transient_on_outage(f"update gs://{bucket}/{name}#{generation}"):
+            try:
+                blob.patch(if_generation_match=generation, timeout=self._timeout_s, retry=self._retry)
             except (api.NotFound, api.PreconditionFailed):
                 return
 

@@ -1,0 +1,337 @@
+"""The use case of an extension route: one finalize event, handled as the Resize Images extension handled it.
+
+Depends only on the ports, like usecase.py. What differs from the extension, on purpose (docs/migrate-from-resize-
+images.md): an outage is retried instead of recorded as a failure; each output is encoded once; nothing is deleted
+on an attempt that will be retried; and a redelivered finalize changes nothing.
+
+**Redelivery.** Every output carries GENERATION_MARK, the generation it was made from. A redelivery finds outputs
+made from its generation and keeps them (no rewrite, no new token); when every output is there, and the route's
+events were published (EVENTS_MARK, set on the first output after onCompletion), it ends at once as a duplicate.
+Events that an interrupted attempt published are published again with the same ids (events.py), so a consumer can
+drop the repeat by id.
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+import posixpath
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from image_pipeline.errors import PermanentError, RejectionCode, TransientError
+from image_pipeline.extension import events
+from image_pipeline.extension.metadata import FAILED_COPY_METADATA, object_metadata, output_metadata
+from image_pipeline.extension.params import DeleteOriginalFile
+from image_pipeline.extension.route import ExtensionRoute, PlannedOutput, ResizePlan
+from image_pipeline.logs import log
+from image_pipeline.policy import Policy
+from image_pipeline.ports import ObjectMetadata, ObjectStore, Outcome
+from image_pipeline.results import ProcessedImage
+from image_pipeline.uploads import parse_digits, parse_timestamp
+from image_pipeline.usecase import Dependencies
+
+LOGGER = logging.getLogger("image_pipeline.extension")
+GENERATION_MARK = "resizedImageGeneration"
+EVENTS_MARK = "resizedImageEventsPublished"
+
+
+@dataclass(frozen=True)
+class Finalize:
+    """A finalize event as an extension route reads it: its id and time, and the object resource it carries."""
+
+    event_id: str
+    event_time: str | None
+    resource: Mapping[str, object]
+
+    @property
+    def bucket(self) -> str:
+        return str(self.resource.get("bucket") or "")
+
+    @property
+    def name(self) -> str:
+        return str(self.resource.get("name") or "")
+
+    @property
+    def generation(self) -> int | None:
+        return parse_digits(self.resource.get("generation"))
+
+    @property
+    def size(self) -> int | None:
+        return parse_digits(self.resource.get("size"), allow_zero=True)
+
+    @property
+    def happened(self) -> datetime | None:
+        return parse_timestamp(self.event_time) or parse_timestamp(self.resource.get("timeCreated"))
+
+
+@dataclass
+class ExtensionTrace:
+    """Where an extension route got to with one event, for the summary log line."""
+
+    stage: str = "filter"
+    outcome: Outcome | None = None
+    reason: str | None = None
+    error: Mapping[str, str] | None = None
+    outputs: dict[str, bool] = field(default_factory=dict)
+
+    def as_record(self) -> dict[str, object]:
+        """The route's part of the summary log line."""
+        record: dict[str, object] = {"outcome": self.outcome.value if self.outcome else None, "stage": self.stage}
+        if self.reason:
+            record["reason"] = self.reason
+        if self.error:
+            record["error"] = dict(self.error)
+        failed = [path for path, written in self.outputs.items() if not written]
+        if failed:
+            record["failedOutputs"] = failed
+        return record
+
+
+def handle_finalize(
+    route: ExtensionRoute, finalize: Finalize, policy: Policy, deps: Dependencies, trace: ExtensionTrace
+) -> Outcome:
+    """Handle one finalize event for one extension route; raise to have it redelivered, until the retry window ends."""
+    reason = route.skip_reason(finalize.resource) or _unusable(finalize)
+    plan = None if reason else route.plan(finalize.name, str(finalize.resource["contentType"]))
+    if plan is not None and _handled_already(route, finalize, plan, deps.objects):
+        trace.stage = "done"
+        return Outcome.DUPLICATE
+    publish = _Publisher(route, finalize, deps)
+    publish(events.on_start(finalize.resource))
+    if plan is None:
+        trace.reason = reason
+        publish(events.on_completion(_context(finalize)))
+        return Outcome.SKIPPED
+    publish(events.on_start_resize(finalize.resource))
+    try:
+        outcome = _resize(route, finalize, plan, deps, trace, publish)
+    except Exception as error:
+        happened = finalize.happened
+        if happened is None or (deps.now() - happened).total_seconds() < policy.retry_window_s:
+            raise
+        # The platform would go on redelivering for a day: say it failed, as the extension says it (onError).
+        message = f"gave up after {policy.retry_window_s} s of retries; last error: {type(error).__name__}: {error}"
+        trace.error = PermanentError(RejectionCode.RETRIES_EXHAUSTED, message[:500]).as_record()
+        # The outcome is final now: a channel that still refuses must not keep the event alive.
+        publish.best_effort(events.on_error(message))
+        publish.best_effort(events.on_completion(_context(finalize)))
+        return Outcome.FAILED
+    trace.stage = "events"
+    publish(events.on_completion(_context(finalize)))
+    if route.publishing is not None and outcome is Outcome.COMPLETE:
+        _mark_events_published(finalize, plan, deps.objects)
+    return outcome
+
+
+def _unusable(finalize: Finalize) -> str | None:
+    """Why an event the filters took cannot be handled: the parts of the object resource this needs."""
+    if not finalize.bucket or finalize.generation is None or finalize.size is None:
+        return "event has no bucket, valid generation or size"
+    return None
+
+
+def _context(finalize: Finalize) -> events.FinalizeContext:
+    return events.FinalizeContext.of(finalize.event_id, finalize.event_time, finalize.resource)
+
+
+class _Publisher:
+    """Publishes the route's events for one finalize, before the event is acknowledged (a failure raises: retry)."""
+
+    def __init__(self, route: ExtensionRoute, finalize: Finalize, deps: Dependencies) -> None:
+        self._publishing = route.publishing
+        self._finalize = finalize
+        self._deps = deps
+
+    def __call__(self, event: events.ExtensionEvent) -> None:
+        if self._publishing is None:
+            return
+        if self._deps.events is None:
+            raise RuntimeError("an extension route publishes events but no event publisher was connected")
+        cloud_events = self._publishing.cloud_events([event], self._finalize.event_id, self._deps.now())
+        self._deps.events.publish(self._publishing.channel, cloud_events)
+
+    def best_effort(self, event: events.ExtensionEvent) -> None:
+        """Publish, logging a failure instead of raising it."""
+        try:
+            self(event)
+        except Exception as error:
+            log(
+                LOGGER,
+                logging.WARNING,
+                "event not published",
+                type=event.type,
+                error=f"{type(error).__name__}: {error}",
+            )
+
+
+def _handled_already(route: ExtensionRoute, finalize: Finalize, plan: ResizePlan, objects: ObjectStore) -> bool:
+    """Whether an earlier delivery of this generation made every output (and published its events)."""
+    generation = str(finalize.generation)
+    first, *rest = plan.objects
+    stored = objects.stat(finalize.bucket, first.path)
+    if stored is None or stored.custom.get(GENERATION_MARK) != generation:
+        return False
+    if route.publishing is not None and stored.custom.get(EVENTS_MARK) != generation:
+        return False
+    for output in rest:
+        other = objects.stat(finalize.bucket, output.path)
+        if other is None or other.custom.get(GENERATION_MARK) != generation:
+            return False
+    return True
+
+
+def _resize(
+    route: ExtensionRoute,
+    finalize: Finalize,
+    plan: ResizePlan,
+    deps: Dependencies,
+    trace: ExtensionTrace,
+    publish: _Publisher,
+) -> Outcome:
+    """Make and store every output, report them (onSuccess), then copy a failure aside and delete as configured."""
+    data = processed = None
+    early = _check_before_download(route, finalize)
+    if early is not None:
+        trace.error = early.as_record()
+    else:
+        trace.stage = "download"
+        data = deps.objects.download(finalize.bucket, finalize.name, finalize.generation or 0)
+        if data is None:
+            # The extension's download would have thrown: onError, and nothing to copy or delete.
+            gone = PermanentError(RejectionCode.SOURCE_GONE, f"generation {finalize.generation} no longer exists")
+            trace.error = gone.as_record()
+            publish(events.on_error(gone.message))
+            return Outcome.FAILED
+        processed = _make(data, plan, deps, trace)
+    trace.stage = "upload"
+    written = {output.path: _store(route, finalize, output, processed, deps.objects) for output in plan.objects}
+    trace.outputs = written
+    reported = [events.ResizedOutput(output.size.text, output.path, written[output.path]) for output in plan.outputs]
+    trace.stage = "events"
+    publish(events.on_success(finalize.resource, reported))
+    failed = not all(written.values())
+    copied = _copy_failed(route, finalize, data, deps.objects, trace) if failed else False
+    _delete_original(route, finalize, failed, copied, deps.objects, trace)
+    return Outcome.FAILED if failed else Outcome.COMPLETE
+
+
+def _make(data: bytes, plan: ResizePlan, deps: Dependencies, trace: ExtensionTrace) -> ProcessedImage | None:
+    """What the core makes of the upload; None for an image it refuses (trace.error says why)."""
+    trace.stage = "process"
+    try:
+        return deps.make_variants(data, plan.imaging)
+    except PermanentError as rejection:
+        # The extension reports every output of an image sharp cannot read as failed (success: false).
+        trace.error = rejection.as_record()
+        return None
+
+
+def _check_before_download(route: ExtensionRoute, finalize: Finalize) -> PermanentError | None:
+    """What the event alone shows cannot be resized, so that nothing is downloaded for it."""
+    encoding = finalize.resource.get("contentEncoding")
+    if isinstance(encoding, str) and encoding and encoding.lower() != "identity":
+        return PermanentError(
+            RejectionCode.UNSUPPORTED_ENCODING, f"the object is stored with Content-Encoding {encoding!r}"
+        )
+    size = finalize.size or 0
+    if size > route.limits.max_input_bytes:
+        return PermanentError(
+            RejectionCode.TOO_LARGE, f"the upload is {size} bytes, over the {route.limits.max_input_bytes}-byte limit"
+        )
+    return None
+
+
+def _store(
+    route: ExtensionRoute,
+    finalize: Finalize,
+    output: PlannedOutput,
+    processed: ProcessedImage | None,
+    objects: ObjectStore,
+) -> bool:
+    """Write one output (or find it written from this generation); whether it is there as the extension has it."""
+    if processed is None:
+        return False
+    generation = str(finalize.generation)
+    existing = objects.stat(finalize.bucket, output.path)
+    if existing is None or existing.custom.get(GENERATION_MARK) != generation:
+        data = _encoded(processed, output)
+        metadata = _output_metadata(route, finalize, output)
+        written = objects.write(finalize.bucket, output.path, data, metadata, existing.generation if existing else 0)
+        if written is None:
+            _raise_unless_written_by_a_twin(finalize, output, objects)
+    # The extension makes each output public after writing it; a bucket that refuses object ACLs fails the output.
+    return objects.make_public(finalize.bucket, output.path) if route.params.make_public else True
+
+
+def _raise_unless_written_by_a_twin(finalize: Finalize, output: PlannedOutput, objects: ObjectStore) -> None:
+    """A refused write is fine if a concurrent delivery of this generation wrote the output; else try again later."""
+    now = objects.stat(finalize.bucket, output.path)
+    if now is None or now.custom.get(GENERATION_MARK) != str(finalize.generation):
+        raise TransientError(f"gs://{finalize.bucket}/{output.path} changed while it was being written")
+
+
+def _encoded(processed: ProcessedImage, output: PlannedOutput) -> bytes:
+    variant = next(variant for variant in processed.variants if variant.name == output.size.text)
+    return next(encoded.data for encoded in variant.encodings if encoded.format == output.format.value)
+
+
+def _output_metadata(route: ExtensionRoute, finalize: Finalize, output: PlannedOutput) -> ObjectMetadata:
+    """The extension's metadata for the output, with the format actually written and the generation it is from."""
+    made = output_metadata(
+        object_metadata(finalize.resource),
+        image_type=output.image_type.value,
+        output_file_name=posixpath.basename(output.path),
+        cache_control_header=route.params.cache_control or None,
+        regenerate_token=route.params.regenerate_token,
+        new_token=lambda: str(uuid.uuid4()),
+    )
+    return replace(
+        made, content_type=output.content_type, custom={**made.custom, GENERATION_MARK: str(finalize.generation)}
+    )
+
+
+def _copy_failed(
+    route: ExtensionRoute, finalize: Finalize, data: bytes | None, objects: ObjectStore, trace: ExtensionTrace
+) -> bool:
+    """Copy a failed upload to FAILED_IMAGES_PATH (marked, so it is skipped); whether the copy is there."""
+    path = route.failed_copy_path(finalize.name)
+    if path is None or data is None:
+        return False
+    trace.stage = "failed_copy"
+    # The extension's storage client names the type after the copy's name; nothing of the original's is copied.
+    metadata = replace(FAILED_COPY_METADATA, content_type=mimetypes.guess_type(path)[0])
+    if objects.write(finalize.bucket, path, data, metadata, replacing=0) is None:
+        log(LOGGER, logging.INFO, "failed copy already there", object=path)
+    return True
+
+
+def _delete_original(
+    route: ExtensionRoute,
+    finalize: Finalize,
+    failed: bool,
+    copied: bool,
+    objects: ObjectStore,
+    trace: ExtensionTrace,
+) -> None:
+    """DELETE_ORIGINAL_FILE, once the outcome is final: `true` whatever it is, `on_success` only if nothing failed.
+
+    A failed upload is kept when FAILED_IMAGES_PATH asked for a copy that could not be made (too large to download):
+    deleting it would lose the only copy.
+    """
+    policy = route.params.delete_original
+    keep_for_copy = failed and bool(route.params.failed_images_path) and not copied
+    always = policy is DeleteOriginalFile.ALWAYS and not keep_for_copy
+    if always or (policy is DeleteOriginalFile.ON_SUCCESS and not failed):
+        trace.stage = "delete_original"
+        objects.delete(finalize.bucket, finalize.name, finalize.generation or 0)
+
+
+def _mark_events_published(finalize: Finalize, plan: ResizePlan, objects: ObjectStore) -> None:
+    """Mark the first output: a redelivery of this generation then publishes nothing more."""
+    first = plan.objects[0]
+    stored = objects.stat(finalize.bucket, first.path)
+    if stored is not None and stored.custom.get(GENERATION_MARK) == str(finalize.generation):
+        objects.add_custom(finalize.bucket, first.path, stored.generation, {EVENTS_MARK: str(finalize.generation)})
