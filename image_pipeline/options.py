@@ -13,6 +13,8 @@ class OutputFormat(str, Enum):
     AVIF = "avif"
     JPEG = "jpeg"
     PNG = "png"
+    GIF = "gif"
+    TIFF = "tiff"
 
     @property
     def content_type(self) -> str:
@@ -26,20 +28,34 @@ class OutputFormat(str, Enum):
 
     @property
     def supports_animation(self) -> bool:
-        """Whether Pillow can write more than one frame in this format."""
-        return self in (OutputFormat.WEBP, OutputFormat.PNG, OutputFormat.AVIF)
+        """Whether the core can write more than one frame in this format."""
+        return self in (OutputFormat.WEBP, OutputFormat.PNG, OutputFormat.AVIF, OutputFormat.GIF)
 
     @property
     def default_quality(self) -> int:
-        """The quality used when a route names none for this format (PNG is lossless and ignores it)."""
-        return {OutputFormat.AVIF: 50, OutputFormat.PNG: 100}.get(self, 80)
+        """The quality used when a route names none for this format (PNG and GIF ignore it)."""
+        return {OutputFormat.AVIF: 50, OutputFormat.PNG: 100, OutputFormat.GIF: 100}.get(self, 80)
 
 
 class Fit(str, Enum):
-    """How a variant fills its box: `inside` keeps the whole picture, `cover` centre-crops to fill the box."""
+    """How a variant fills its box: `inside` keeps the whole picture, `cover` crops to fill the box (at its gravity)."""
 
     INSIDE = "inside"
     COVER = "cover"
+
+
+class Gravity(str, Enum):
+    """The side or corner of the picture a `cover` crop keeps (sharp's gravity names); centre keeps the middle."""
+
+    CENTRE = "centre"
+    NORTH = "north"
+    NORTHEAST = "northeast"
+    EAST = "east"
+    SOUTHEAST = "southeast"
+    SOUTH = "south"
+    SOUTHWEST = "southwest"
+    WEST = "west"
+    NORTHWEST = "northwest"
 
 
 @dataclass(frozen=True)
@@ -53,6 +69,7 @@ class Variant:
     width: int
     height: int = 0  # 0: the same as width (a square box)
     fit: Fit = Fit.INSIDE
+    gravity: Gravity = Gravity.CENTRE  # where a cover crop is taken; inside ignores it
 
     @property
     def box(self) -> tuple[int, int]:
@@ -67,10 +84,18 @@ class Variant:
 
 @dataclass(frozen=True)
 class Encoding:
-    """One output format and its quality (1-100; ignored for PNG)."""
+    """One output format and its quality (1-100; ignored for PNG and GIF)."""
 
     format: OutputFormat
     quality: int
+    # The first frame only, even when the options keep animations: the Resize Images extension keeps them in its GIF
+    # and WebP outputs alone, and writes its PNG and AVIF outputs of an animated upload from the first frame.
+    still: bool = False
+
+    @property
+    def animates(self) -> bool:
+        """Whether an animation kept by the options is written with every frame in this encoding."""
+        return self.format.supports_animation and not self.still
 
 
 class CutoutFamily(str, Enum):

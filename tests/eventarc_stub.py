@@ -67,6 +67,12 @@ class EventarcStub:
         with self._lock:
             self._stalls += requests
 
+    def forget(self) -> None:
+        """Drop what was received so far (a stub shared by a module's tests starts each one empty)."""
+        with self._lock:
+            self.received.clear()
+            self.published.clear()
+
     @property
     def events(self) -> list[dict[str, Any]]:
         """Every accepted event, in the order they arrived."""

@@ -99,7 +99,11 @@ def test_every_type_at_every_size_is_written_with_the_extensions_names_and_metad
         custom = world.custom(name)
         assert (stored.metadata.content_type, stored.metadata.cache_control) == (content_type, "max-age=86400")
         assert stored.metadata.content_disposition == f"inline; filename*=utf-8''{name.rsplit('/', 1)[1]}"
-        assert (custom["owner"], custom["resizedImage"], custom[GENERATION_MARK]) == ("u1", "true", str(finalize.generation))
+        assert (custom["owner"], custom["resizedImage"], custom[GENERATION_MARK]) == (
+            "u1",
+            "true",
+            str(finalize.generation),
+        )
         tokens.add(custom[TOKEN_METADATA_KEY])
     assert len(tokens) == 4 and "T1" not in tokens
     assert world.stored("images/a.jpg") is not None

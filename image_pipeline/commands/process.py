@@ -113,18 +113,18 @@ def route_maker(route: Route, cutouts: Cutouts) -> Callable[[bytes], ProcessedIm
 
 def process_as_extension(path: Path, out_dir: Path, route: ExtensionRoute) -> dict[str, Any]:
     """Make what an extension route makes of one file (its Content-Type guessed from its name), named as the extension
-    names it under `out_dir`; print and return its JSON line."""
+    names it under `out_dir` (as if uploaded at the bucket's root); print and return its JSON line."""
     import mimetypes
 
     from image_pipeline import bootstrap
     from image_pipeline.errors import PermanentError
+    from image_pipeline.extension.route import SOURCE_FORMATS
 
     content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    resource = {"name": path.name, "contentType": content_type}
-    reason = route.skip_reason(resource)
     line: dict[str, Any] = {"input": str(path), "ok": False}
-    if reason is not None:
-        line["error"] = {"code": "skipped", "message": f"the extension route skips it: {reason} ({content_type})"}
+    # The folder filters are about the bucket; a local file is judged by its type alone.
+    if content_type not in SOURCE_FORMATS:
+        line["error"] = {"code": "unsupported_format", "message": f"the extension route skips {content_type} files"}
         print(json.dumps(line), flush=True)
         return line
     plan = route.plan(path.name, content_type)

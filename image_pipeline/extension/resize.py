@@ -96,18 +96,9 @@ def handle_finalize(
     """Handle one finalize event for one extension route; raise to have it redelivered, until the retry window ends."""
     reason = route.skip_reason(finalize.resource) or _unusable(finalize)
     plan = None if reason else route.plan(finalize.name, str(finalize.resource["contentType"]))
-    if plan is not None and _handled_already(route, finalize, plan, deps.objects):
-        trace.stage = "done"
-        return Outcome.DUPLICATE
     publish = _Publisher(route, finalize, deps)
-    publish(events.on_start(finalize.resource))
-    if plan is None:
-        trace.reason = reason
-        publish(events.on_completion(_context(finalize)))
-        return Outcome.SKIPPED
-    publish(events.on_start_resize(finalize.resource))
     try:
-        outcome = _resize(route, finalize, plan, deps, trace, publish)
+        return _handle(route, finalize, plan, deps, trace, publish) if plan else _skip(finalize, reason, trace, publish)
     except Exception as error:
         happened = finalize.happened
         if happened is None or (deps.now() - happened).total_seconds() < policy.retry_window_s:
@@ -116,9 +107,35 @@ def handle_finalize(
         message = f"gave up after {policy.retry_window_s} s of retries; last error: {type(error).__name__}: {error}"
         trace.error = PermanentError(RejectionCode.RETRIES_EXHAUSTED, message[:500]).as_record()
         # The outcome is final now: a channel that still refuses must not keep the event alive.
-        publish.best_effort(events.on_error(message))
+        if plan is not None:
+            publish.best_effort(events.on_error(message))
         publish.best_effort(events.on_completion(_context(finalize)))
-        return Outcome.FAILED
+        return Outcome.FAILED if plan is not None else Outcome.SKIPPED
+
+
+def _skip(finalize: Finalize, reason: str | None, trace: ExtensionTrace, publish: _Publisher) -> Outcome:
+    """An upload the route does not take: announced (onStart, onCompletion) as the extension announces every one."""
+    trace.reason = reason
+    publish(events.on_start(finalize.resource))
+    publish(events.on_completion(_context(finalize)))
+    return Outcome.SKIPPED
+
+
+def _handle(
+    route: ExtensionRoute,
+    finalize: Finalize,
+    plan: ResizePlan,
+    deps: Dependencies,
+    trace: ExtensionTrace,
+    publish: _Publisher,
+) -> Outcome:
+    """An upload the route takes: resized, announced and reported, unless an earlier delivery did all of it."""
+    if _handled_already(route, finalize, plan, deps.objects):
+        trace.stage = "done"
+        return Outcome.DUPLICATE
+    publish(events.on_start(finalize.resource))
+    publish(events.on_start_resize(finalize.resource))
+    outcome = _resize(route, finalize, plan, deps, trace, publish)
     trace.stage = "events"
     publish(events.on_completion(_context(finalize)))
     if route.publishing is not None and outcome is Outcome.COMPLETE:
