@@ -186,27 +186,17 @@ def test_a_naive_time_is_refused():
 
 # Which types are published (spec 7.1, 7.4): the variable, its value, the types that pass (None: all of them).
 @pytest.mark.parametrize(
-    ("environ", "allowed"),
+    ("types", "allowed"),
     [
-        pytest.param({}, None, id="neither set: all"),
-        pytest.param({"EXT_SELECTED_EVENTS": ""}, frozenset(), id="selected set but empty: none"),
-        pytest.param({"EXT_SELECTED_EVENTS": ON_SUCCESS}, {ON_SUCCESS}, id="selected: one"),
-        pytest.param(
-            {"EXT_SELECTED_EVENTS": f"{ON_START},{ON_COMPLETION}"}, {ON_START, ON_COMPLETION}, id="selected: two"
-        ),
-        pytest.param({"EXT_SELECTED_EVENTS": f" {ON_START} , {ON_ERROR},"}, {ON_START, ON_ERROR}, id="entries trimmed"),
-        pytest.param({"ALLOWED_EVENT_TYPES": ON_ERROR}, {ON_ERROR}, id="allowed (manifest, emulator)"),
-        pytest.param({"ALLOWED_EVENT_TYPES": ""}, frozenset(), id="allowed set but empty: none"),
-        pytest.param(
-            {"EXT_SELECTED_EVENTS": ON_SUCCESS, "ALLOWED_EVENT_TYPES": ON_ERROR}, {ON_SUCCESS}, id="selected wins"
-        ),
-        pytest.param(
-            {"EXT_SELECTED_EVENTS": "", "ALLOWED_EVENT_TYPES": ON_ERROR}, frozenset(), id="selected wins when empty"
-        ),
+        pytest.param(None, None, id="unset: all"),
+        pytest.param([""], frozenset(), id="set but empty: none"),
+        pytest.param([ON_SUCCESS], {ON_SUCCESS}, id="one"),
+        pytest.param([ON_START, ON_COMPLETION], {ON_START, ON_COMPLETION}, id="two"),
+        pytest.param([f" {ON_START} ", f" {ON_ERROR}", ""], {ON_START, ON_ERROR}, id="entries trimmed"),
     ],
 )
-def test_the_allowed_types(environ, allowed):
-    assert events.allowed_types(environ) == allowed
+def test_the_allowed_types(types, allowed):
+    assert Publishing.resolve("c", types, "s", "i", "p").allowed == allowed
 
 
 @pytest.mark.parametrize(
@@ -270,16 +260,13 @@ def test_a_channel_without_a_project_needs_one(name):
         events.resolve_channel(name, None)
 
 
-@pytest.mark.parametrize("environ", [{}, {"EVENTARC_CHANNEL": ""}])
-def test_no_channel_publishes_nothing(environ):
-    assert Publishing.from_env({**environ, "GOOGLE_CLOUD_PROJECT": "p"}, "resize") is None
-
-
 @pytest.mark.parametrize(
-    ("environ", "expected"),
+    ("channel", "source", "project", "expected"),
     [
         pytest.param(
-            {"EVENTARC_CHANNEL": "firebase", "GOOGLE_CLOUD_PROJECT": "demo-x"},
+            "firebase",
+            None,
+            "demo-x",
             Publishing(
                 "projects/demo-x/locations/us-central1/channels/firebase",
                 "projects/demo-x/instances/storage-resize-images",
@@ -287,43 +274,28 @@ def test_no_channel_publishes_nothing(environ):
             id="the emulator's default source",
         ),
         pytest.param(
-            {"EVENTARC_CHANNEL": "firebase", "GCLOUD_PROJECT": "demo-y", "EVENTARC_CLOUD_EVENT_SOURCE": ""},
+            "projects/p/locations/us-west1/channels/firebase",
+            "projects/p/locations/us-west1/services/kit-default",
+            None,
             Publishing(
-                "projects/demo-y/locations/us-central1/channels/firebase",
-                "projects/demo-y/instances/storage-resize-images",
-            ),
-            id="GCLOUD_PROJECT; an empty source is unset",
-        ),
-        pytest.param(
-            {
-                "EVENTARC_CHANNEL": "projects/p/locations/us-west1/channels/firebase",
-                "EVENTARC_CLOUD_EVENT_SOURCE": "projects/p/locations/us-west1/services/kit-default",
-                "EXT_SELECTED_EVENTS": ON_SUCCESS,
-            },
-            Publishing(
-                "projects/p/locations/us-west1/channels/firebase",
-                "projects/p/locations/us-west1/services/kit-default",
-                frozenset({ON_SUCCESS}),
+                "projects/p/locations/us-west1/channels/firebase", "projects/p/locations/us-west1/services/kit-default"
             ),
             id="everything given, no project needed",
         ),
     ],
 )
-def test_publishing_from_the_environment(environ, expected):
-    assert Publishing.from_env(environ, "storage-resize-images") == expected
+def test_publishing_resolved(channel, source, project, expected):
+    assert Publishing.resolve(channel, None, source, "storage-resize-images", project) == expected
 
 
-def test_a_project_given_by_the_caller_wins():
-    publishing = Publishing.from_env({"EVENTARC_CHANNEL": "c", "GOOGLE_CLOUD_PROJECT": "env"}, "i", project="known")
-
-    assert publishing == Publishing("projects/known/locations/us-central1/channels/c", "projects/known/instances/i")
+def test_the_source_takes_the_channel_s_project_when_none_is_known():
+    publishing = Publishing.resolve("projects/p/locations/l/channels/c", None, None, "storage-resize-images", None)
+    assert publishing.source == "projects/p/instances/storage-resize-images"
 
 
 def test_no_source_and_no_project_is_refused_naming_both_variables():
-    environ = {"EVENTARC_CHANNEL": "projects/p/locations/l/channels/c"}
-
-    with pytest.raises(ConfigurationError, match="set EVENTARC_CLOUD_EVENT_SOURCE or GOOGLE_CLOUD_PROJECT"):
-        Publishing.from_env(environ, "storage-resize-images")
+    with pytest.raises(ConfigurationError, match="set GOOGLE_CLOUD_PROJECT or GCLOUD_PROJECT"):
+        Publishing.resolve("firebase", None, None, "storage-resize-images", None)
 
 
 def test_a_redelivered_finalize_publishes_the_same_ids_at_a_new_time():

@@ -489,3 +489,15 @@ def test_the_command_needs_only_the_standard_library(tmp_path: Path) -> None:
     result = run_with_stdlib_only("routes", "import-extension", str(path))
     assert result.returncode == 0, result.stderr
     assert tomllib.loads(result.stdout)["route"][0]["IMG_SIZES"] == "300x300"
+
+
+def test_the_imported_file_is_a_routes_file_the_function_loads(capsys, tmp_path: Path) -> None:
+    assert main(["routes", "import-extension", str(env_file(tmp_path, EXPORTED)), "--project", "demo-x"]) == 0
+    routes = tmp_path / "routes.toml"
+    routes.write_text(capsys.readouterr().out)
+
+    assert main(["routes", "check", str(routes)]) == 0
+
+    checked = capsys.readouterr().out
+    assert "1 extension route from" in checked
+    assert "projects/demo-x/locations/us-central1/channels/firebase" in checked

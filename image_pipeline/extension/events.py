@@ -29,17 +29,16 @@ event's id, the type) under ID_NAMESPACE: a redelivered finalize publishes the v
 a repeat by id (CloudEvents: source + id identify an event), and two instances handling one upload still differ by
 source. `time` is the moment of publishing, as firebase-admin writes it (UTC, milliseconds, `Z`).
 
-**Settings** (spec 7.1, 7.4; read by Publishing.from_env):
+**Settings** (spec 7.1, 7.4; an extension route's parameters, resolved by Publishing.resolve):
 - `EVENTARC_CHANNEL`: the channel; unset or empty, nothing is published. Resolved as firebase-admin resolves it
   (resolve_channel), so a bad name stops the start-up as it stops the extension's module load.
-- `EXT_SELECTED_EVENTS` if set (what a deployed instance gets; `ext:export --mode functions` writes it), else
-  `ALLOWED_EVENT_TYPES` if set (the name the manifest's .env and the Extensions emulator use), else every type. A
-  comma list matched exactly, each entry trimmed (firebase-admin trims nothing, so `a, b` never matched `b`); set
-  but empty: none (firebase-admin's `[""]` matches nothing).
+- `EXT_SELECTED_EVENTS` or `ALLOWED_EVENT_TYPES` (one list under the runtime's and the manifest's names: set both
+  only if they agree, params.py), else every type. A comma list matched exactly, each entry trimmed (firebase-admin
+  trims nothing, so `a, b` never matched `b`); set but empty: none (firebase-admin's `[""]` matches nothing).
 - `EVENTARC_CLOUD_EVENT_SOURCE`: the events' `source`; unset or empty, `projects/<project>/instances/<instance id>`,
   what the Extensions emulator sets (a deployed extension gets its value from the platform).
-- The project (for a channel spelled without one, and for that source): `GOOGLE_CLOUD_PROJECT`, else
-  `GCLOUD_PROJECT`, unless the caller knows it.
+- The project (for a channel spelled without one, and for that source): the settings' (`GOOGLE_CLOUD_PROJECT`, else
+  `GCLOUD_PROJECT`), else the channel's own.
 """
 
 from __future__ import annotations
@@ -63,9 +62,6 @@ ON_COMPLETION = TYPE_PREFIX + "onCompletion"
 EVENT_TYPES = (ON_START, ON_START_RESIZE, ON_SUCCESS, ON_ERROR, ON_COMPLETION)
 
 CHANNEL_VARIABLE = "EVENTARC_CHANNEL"
-SELECTED_VARIABLE = "EXT_SELECTED_EVENTS"
-ALLOWED_VARIABLE = "ALLOWED_EVENT_TYPES"
-SOURCE_VARIABLE = "EVENTARC_CLOUD_EVENT_SOURCE"
 PROJECT_VARIABLES = ("GOOGLE_CLOUD_PROJECT", "GCLOUD_PROJECT")
 
 DEFAULT_LOCATION = "us-central1"
@@ -222,31 +218,9 @@ def resolve_channel(name: str, project: str | None) -> str:
     return f"projects/{project}/{whole}"
 
 
-def allowed_types(environ: Mapping[str, str]) -> frozenset[str] | None:
-    """The event types to publish: EXT_SELECTED_EVENTS, else ALLOWED_EVENT_TYPES, else None (every type)."""
-    for variable in (SELECTED_VARIABLE, ALLOWED_VARIABLE):
-        listed = environ.get(variable)
-        if listed is not None:
-            return frozenset(entry.strip() for entry in listed.split(",") if entry.strip())
-    return None
-
-
-def project_from_env(environ: Mapping[str, str]) -> str | None:
-    """The project id the environment names (GOOGLE_CLOUD_PROJECT, else GCLOUD_PROJECT), or None."""
-    return next((environ[variable] for variable in PROJECT_VARIABLES if environ.get(variable)), None)
-
-
-def event_source(environ: Mapping[str, str], project: str | None, instance_id: str) -> str:
+def event_source(given: str | None, project: str, instance_id: str) -> str:
     """EVENTARC_CLOUD_EVENT_SOURCE, else `projects/<project>/instances/<instance_id>` (the Extensions emulator's)."""
-    given = environ.get(SOURCE_VARIABLE, "")
-    if given:
-        return given
-    if not project:
-        raise ConfigurationError(
-            f"{SOURCE_VARIABLE} is unset and no project is known to make it projects/<project>/instances/"
-            f"{instance_id}: set {SOURCE_VARIABLE} or {' or '.join(PROJECT_VARIABLES)}"
-        )
-    return f"projects/{project}/instances/{instance_id}"
+    return given or f"projects/{project}/instances/{instance_id}"
 
 
 @dataclass(frozen=True)
@@ -258,18 +232,18 @@ class Publishing:
     allowed: frozenset[str] | None = None  # None: every type
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str], instance_id: str, project: str | None = None) -> Publishing | None:
-        """The settings the module describes, read once (start-up); None when EVENTARC_CHANNEL is unset or empty.
+    def resolve(
+        cls, channel: str, types: Sequence[str] | None, source: str | None, instance_id: str, project: str | None
+    ) -> Publishing:
+        """An instance's publishing as its parameters spell it (EVENTARC_CHANNEL, the selected types: None for all,
+        EVENTARC_CLOUD_EVENT_SOURCE), resolved at start-up; a ConfigurationError names the variable at fault.
 
-        `project` overrides the environment's; a ConfigurationError names the variable at fault.
+        The types are trimmed (firebase-admin trims nothing, so `a, b` never matched `b` there).
         """
-        channel = environ.get(CHANNEL_VARIABLE, "")
-        if not channel:
-            return None
-        project = project or project_from_env(environ)
-        return cls(
-            resolve_channel(channel, project), event_source(environ, project, instance_id), allowed_types(environ)
-        )
+        allowed = None if types is None else frozenset(entry.strip() for entry in types if entry.strip())
+        resolved = resolve_channel(channel, project)
+        # The resolved channel names a project: the settings' or its own, which is then the source's too.
+        return cls(resolved, event_source(source, resolved.split("/")[1], instance_id), allowed)
 
     def allows(self, event_type: str) -> bool:
         """Whether events of this type are published."""

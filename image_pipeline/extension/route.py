@@ -13,7 +13,7 @@ from typing import Any
 
 from image_pipeline.errors import ConfigurationError, RouteError
 from image_pipeline.extension import filters, naming
-from image_pipeline.extension.events import Publishing, event_source, resolve_channel
+from image_pipeline.extension.events import Publishing
 from image_pipeline.extension.params import (
     EXTENSION,
     DeleteOriginalFile,
@@ -168,12 +168,9 @@ def _publishing(params: ExtensionParams, instance_id: str, project: str | None) 
     if not events.channel:
         return None
     try:
-        channel = resolve_channel(events.channel, project)
-        source = events.source or event_source({}, project, instance_id)
+        return Publishing.resolve(events.channel, events.types, events.source, instance_id, project)
     except ConfigurationError as error:
         raise ParamError("EVENTARC_CHANNEL", str(error)) from None
-    allowed = None if events.types is None else frozenset(entry.strip() for entry in events.types if entry.strip())
-    return Publishing(channel, source, allowed)
 
 
 def check_outputs_reach_no_route(extension: ExtensionRoute, routes: tuple[Route, ...]) -> None:
