@@ -59,8 +59,11 @@ def warm_up_dependencies(settings: Settings, dependencies: Dependencies, upload_
 
     if isinstance(dependencies.documents, FirestoreDocuments) and not upload_started.is_set():
         dependencies.documents.open_channel(settings.client_timeout_s)
-    # One run per distinct set of encodings imports the imaging core and loads every decoder and encoder once.
-    for options in {route.imaging.encodings: route.imaging for route in settings.routes}.values():
+    # One run per distinct set of encodings imports the imaging core and loads every decoder and encoder once (an
+    # extension route's as for a JPEG upload, the usual one).
+    imaging = [route.imaging for route in settings.routes]
+    imaging += [route.plan("warm-up.jpg", "image/jpeg").imaging for route in settings.extension_routes]
+    for options in {options.encodings: options for options in imaging}.values():
         if upload_started.is_set():
             return
         dependencies.make_variants(tiny_jpeg(), replace(options, variants=(Variant("warm-up", WARM_UP_EDGE),)))

@@ -13,7 +13,7 @@ from typing import Any
 from image_pipeline.errors import ImageRejected, ModelUnusable, RejectionCode, TransientError
 from image_pipeline.model_files import LoadedCutout
 from image_pipeline.options import CutoutSpec, ImagingOptions
-from image_pipeline.ports import Decide, Decision, ObjectMetadata, ServerTime
+from image_pipeline.ports import RESIZED_IMAGE_MARK, TOKEN_METADATA_KEY, Decide, Decision, ObjectMetadata, ServerTime
 from image_pipeline.ports import StoredObject as PortStoredObject
 from image_pipeline.results import (
     CutoutFacts,
@@ -82,7 +82,10 @@ class MemoryObjects:
             return existing.token
         self._next_generation += 1
         token = str(uuid.uuid4())
-        self.objects[(bucket, name)] = StoredObject(data, self._next_generation, content_type, cache_control, token)
+        metadata = ObjectMetadata(content_type, cache_control=cache_control,
+                                  custom={TOKEN_METADATA_KEY: token, RESIZED_IMAGE_MARK: "true"})  # fmt: skip
+        stored = StoredObject(data, self._next_generation, content_type, cache_control, token, metadata)
+        self.objects[(bucket, name)] = stored
         return token
 
     def delete(self, bucket: str, name: str, generation: int) -> None:

@@ -293,3 +293,26 @@ def test_without_a_channel_nothing_is_published(world: World) -> None:
     (route,) = parse_routes({"route": [table]}, ImagingOptions()).extensions
     assert world.handle(route, world.upload("images/a.jpg")) is Outcome.COMPLETE
     assert world.publisher.published == []
+
+
+def test_every_extension_route_and_the_first_route_of_ours_take_one_upload(world: World) -> None:
+    from image_pipeline.function import Function
+    from image_pipeline.settings import Settings
+
+    ours = {"name": "gallery", "match": "images/{file}", "document": "images/{stem}", "field": "image",
+            "missing": "create", "output": "gallery/", "variants": {"small": 256}}  # fmt: skip
+    first = {"name": "first", "extension": "storage-resize-images", "RESIZED_IMAGES_PATH": "thumbs"}
+    second = {"name": "second", "extension": "storage-resize-images", "RESIZED_IMAGES_PATH": "small",
+              "IMG_SIZES": "64x64"}  # fmt: skip
+    table = parse_routes({"route": [ours, first, second]}, ImagingOptions())
+    settings = Settings(routes=table.routes, extension_routes=table.extensions, warm_up=False)
+    function = Function(settings, connect=lambda _: world.deps)
+    finalize = world.upload("images/a.jpg")
+
+    outcome = function.handle(finalize.event_id, finalize.event_time, dict(finalize.resource))
+
+    assert outcome is Outcome.COMPLETE
+    assert world.objects.names("images/thumbs/") == ["images/thumbs/a_200x200.jpg"]
+    assert world.objects.names("images/small/") == ["images/small/a_64x64.jpg"]
+    assert world.objects.names("gallery/") != []
+    assert world.deps.documents.get("images/a")["image"]["status"] == "complete"

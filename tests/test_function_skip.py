@@ -79,3 +79,31 @@ def test_a_configuration_error_stops_the_function_at_start_up() -> None:
     assert result.returncode != 0
     assert "OUTPUT_PREFIX 'showcase-images/': " in result.stderr
     assert "trigger the function again (SOURCE_PREFIX is 'showcase-images/')" in result.stderr
+
+
+EXTENSION_ROUTES = """
+[[route]]
+name = "storage-resize-images"
+extension = "storage-resize-images"
+IMG_SIZES = "200x200"
+RESIZED_IMAGES_PATH = "thumbs"
+"""
+
+
+def test_an_event_no_extension_route_takes_costs_nothing_either(tmp_path: Path) -> None:
+    routes = tmp_path / "routes.toml"
+    routes.write_text(EXTENSION_ROUTES)
+    result = subprocess.run(
+        [sys.executable, "-c", SKIP_IN_FRESH_INTERPRETER, "images/a.pdf"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "ROUTES_FILE": str(routes)},
+    )
+
+    *log_lines, modules = result.stdout.strip().splitlines()
+    assert result.returncode == 0, result.stderr
+    assert json.loads(modules) == []
+    [summary] = [json.loads(line) for line in log_lines]
+    assert summary["outcome"] == "skipped"
