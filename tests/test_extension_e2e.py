@@ -43,6 +43,15 @@ ROUTES = textwrap.dedent(
     INCLUDE_PATH_LIST = "/images/avatars"
     SHARP_OPTIONS = '{"fit": "cover", "position": "top"}'
     DELETE_ORIGINAL_FILE = "on_success"
+
+    [[route]]
+    name = "animations"
+    extension = "storage-resize-images"
+    IMG_SIZES = "100x100"
+    IMAGE_TYPE = "false,webp,png"
+    RESIZED_IMAGES_PATH = "../animated-thumbs"
+    INCLUDE_PATH_LIST = "/animations"
+    DELETE_ORIGINAL_FILE = "true"
     """
 )
 
@@ -175,3 +184,49 @@ def test_process_writes_the_extension_names(tmp_path: Path, monkeypatch: pytest.
         "cat_640x480.jpg",
         "cat_640x480.webp",
     ]
+
+
+def test_an_animation_stays_animated_in_gif_and_webp_above_its_folder(app: Backend) -> None:
+    resource = app.upload("animations/spin.gif", animated_gif(), content_type="image/gif")
+
+    assert app.deliver(resource, "finalize-5") == 200
+
+    outputs = app.objects("animated-thumbs/")
+    frames = {}
+    for name, blob in outputs.items():
+        image = Image.open(io.BytesIO(blob.download_as_bytes()))
+        frames[name] = (image.format, getattr(image, "n_frames", 1), blob.content_type)
+    assert frames == {
+        "animated-thumbs/spin_100x100.gif": ("GIF", 4, "image/gif"),
+        "animated-thumbs/spin_100x100.webp": ("WEBP", 4, "image/webp"),
+        "animated-thumbs/spin_100x100.png": ("PNG", 1, "image/png"),
+    }
+    # DELETE_ORIGINAL_FILE=true: gone once its outcome is final.
+    assert app.objects("animations/") == {}
+
+
+@pytest.mark.parametrize(
+    ("name", "content_type", "encoding"),
+    [
+        ("images/report.pdf", "application/pdf", None),
+        ("images/cat.svg", "image/svg+xml", None),
+        ("images/cat.jpg", "image/jpeg", "gzip"),
+        ("elsewhere/cat.jpg", "image/jpeg", None),
+    ],
+)
+def test_what_the_filters_skip_is_announced_and_left_alone(
+    app: Backend, events_stub: EventarcStub, name: str, content_type: str, encoding: str | None
+) -> None:
+    resource = app.upload(name, photo(64, 64), content_type=content_type, content_encoding=encoding)
+
+    assert app.deliver(resource, "finalize-skip") == 200
+
+    assert sorted(app.objects("")) == [name]
+    assert types_of(events_stub) == ["onStart", "onCompletion"]
+
+
+def animated_gif() -> bytes:
+    frames = [Image.new("RGB", (160, 120), colour) for colour in ("red", "green", "blue", "white")]
+    out = io.BytesIO()
+    frames[0].save(out, "GIF", save_all=True, append_images=frames[1:], duration=80, loop=0)
+    return out.getvalue()
