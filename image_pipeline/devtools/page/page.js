@@ -196,8 +196,8 @@
   }
 
   class Card {
-    // info.ageS: how long ago the relay received the upload's event (the timeline counts from then); info.late: its
-    // delivery had ended before the page saw it, so the page cannot tell when each status came (the timeline says none).
+    // info.ageS: how long ago the relay received the upload's event (the timeline counts from then); info.late: it
+    // was over before the page opened, so the page cannot tell when each status came (the timeline says none).
     constructor(container, info) {
       this.info = info;
       this.started = info.late ? null : performance.now() - (info.ageS || 0) * 1000;
@@ -386,15 +386,15 @@
       }
     }
 
-    // One event the relay reported (new, or its delivery moved on).
-    reported(upload) {
+    // One event the relay reported (new, or its delivery moved on); `before` it was in the feed when the page opened.
+    reported(upload, before) {
       const key = `${upload.object}#${upload.generation}`;
       const known = this.byKey.get(key);
       if (known) return known.relayed(upload.delivery);
       const card = this.add({
         route: upload.route, field: upload.field, object: upload.object, document: upload.document,
         generation: upload.generation, originalUrl: upload.originalUrl, originalName: fileName(upload.object),
-        status: "received", ageS: upload.ageS, late: DELIVERY_ENDED.has(upload.delivery.state),
+        status: "received", ageS: upload.ageS, late: before && DELIVERY_ENDED.has(upload.delivery.state),
       });
       card.relayed(upload.delivery);
       this.claim(card, key);
@@ -429,12 +429,14 @@
   // Every event the relay reports, as it comes: polled, each answer holding what changed since the previous one.
   async function follow(uploads, skipped) {
     let change = 0;
+    let before = true; // the first answer holds what the feed had when the page opened
     for (;;) {
       try {
         const answer = await getJSON(`/api/uploads?since=${change}`);
         // A smaller number than ours: the page server started again (a new `dev`); take its feed from the start.
         change = answer.change < change ? 0 : answer.change;
-        for (const upload of answer.uploads) (upload.skipped ? skipped : uploads).reported(upload);
+        for (const upload of answer.uploads) (upload.skipped ? skipped : uploads).reported(upload, before);
+        before = false;
       } catch (error) {
         // `dev` stopped or is restarting: keep asking, the page shows what it has.
       }
