@@ -44,7 +44,8 @@ def add_parser(subparsers: Any) -> None:
         "dev",
         help="run the function locally, triggered by every upload to the storage emulator",
         description="Start the Firestore, Pub/Sub and Cloud Storage emulators, the function (restarted when its code "
-        "changes), a relay that delivers each upload's event as Eventarc would, and a page; run until Ctrl-C.",
+        "changes), a relay that delivers each upload's event as Eventarc would, and a page showing every upload as "
+        "it is processed; run until Ctrl-C.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
