@@ -223,7 +223,7 @@
         info.document ? ` → ${info.document} · ${info.field}` : "");
     }
 
-    setStatus(status, at = this.started === null ? null : (performance.now() - this.started) / 1000) {
+    setStatus(status, at = (performance.now() - this.started) / 1000) {
       if (this.seen.length && this.seen[this.seen.length - 1].status === status) return;
       this.seen.push({ status, at: this.started === null ? null : at });
       this.status.textContent = status;

@@ -140,7 +140,6 @@ class PageBackend:
             "id": entry.event.id,
             "object": name,
             "generation": generation,
-            "contentType": data.get("contentType"),
             "ageS": round(now - entry.received_at, 3),
             # The browser loads it from fake-gcs-server directly, as it does the variants: an <img> needs no CORS.
             "originalUrl": f"{self.info.storage_url}/storage/v1/b/{quote(self.info.bucket, safe='')}/o/"
