@@ -3,7 +3,8 @@ chromedriver, nothing downloaded) chooses a generated image on the page, which u
 fake-gcs-server; the page then shows what a person would see as the document changes.
 
 The page server runs in this process on the session's emulators and posts the finalize event to the tests' function
-itself (deliver_events): the tests' fake-gcs-server publishes no notifications, so no relay is involved here.
+itself (deliver_events): the tests' fake-gcs-server publishes no notifications, so no relay is involved there. The
+last test runs `dev` itself, relay included, for uploads the page did not make.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from image_pipeline.devtools.stack import StackInfo
 from image_pipeline.settings import Settings
 from tests.backend import BUCKET, photo
 from tests.conftest import ROUTES_FILE
+from tests.dev_process import running_dev
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -299,3 +301,60 @@ def test_a_route_with_two_formats_is_shown_through_picture_sources(browser, rout
     assert seen["sources"] == ["image/avif"]
     assert seen["currentSrc"] in avif
     assert seen["pixels"] == f"{avif[seen['currentSrc']]['width']}x{avif[seen['currentSrc']]['height']}"
+
+
+# --- `dev`'s page: every upload the relay delivers, whoever made it ------------------------------------------------
+
+
+def test_uploads_from_a_script_appear_on_the_open_page_newest_first_and_settle_without_a_reload(browser, monkeypatch):
+    from google.cloud import firestore, storage
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    with running_dev() as lines:
+        for key, value in lines.client_env().items():
+            monkeypatch.setenv(key, value)
+        browser.get(lines.page_url)
+        WebDriverWait(browser, 10).until(lambda driver: driver.find_element(By.ID, "feed-info").is_displayed())
+        browser.execute_script("window.sameDocument = true")  # gone if anything reloads the page
+        documents = firestore.Client(project=lines.project)
+        bucket = storage.Client(project=lines.project).bucket(lines.bucket)
+        for character in ("c-photo", "c-notes"):  # the built-in route waits for its owner's document
+            documents.document(f"characters/{character}").set({"meta": {"userId": "u1"}})
+
+        def cards() -> list[dict[str, str]]:
+            script = """return [...document.querySelectorAll('.card')].map((card) => ({
+              status: card.querySelector('.status').textContent, where: card.querySelector('.where').textContent,
+              timeline: card.querySelector('.timeline').textContent, relay: card.querySelector('.relay').textContent,
+              original: card.querySelector('.original img')?.naturalWidth}))"""
+            return list(browser.execute_script(script))
+
+        photo_blob = bucket.blob("raw-uploads/u1/c-photo/photo.jpg")
+        photo_blob.upload_from_string(photo(1200, 900), content_type="image/jpeg")
+        WebDriverWait(browser, SETTLE_S, poll_frequency=0.1).until(lambda _: cards())
+        bucket.blob("raw-uploads/u1/c-notes/notes.jpg").upload_from_string(b"notes, no JPEG\n" * 10, "image/jpeg")
+
+        def both_settled(_: Any) -> list[dict[str, str]] | None:
+            seen = cards()
+            return seen if [card["status"] for card in seen] == ["failed", "complete"] else None
+
+        settled = WebDriverWait(browser, SETTLE_S, poll_frequency=0.1).until(both_settled)
+        screenshot(browser, "dev-feed")
+        same_document = browser.execute_script("return window.sameDocument === true")
+        skipped = browser.find_element(By.ID, "skipped").get_attribute("textContent")
+        manifest = documents.document("characters/c-photo").get().to_dict()["visuals"]["showcase"]
+        # Opened later, the page lists what came before; when each status came, it cannot tell.
+        browser.refresh()
+        reopened = WebDriverWait(browser, SETTLE_S, poll_frequency=0.1).until(both_settled)
+
+    notes, photo_card = settled
+    assert same_document
+    assert "raw-uploads/u1/c-notes/notes.jpg → characters/c-notes" in notes["where"]
+    assert "raw-uploads/u1/c-photo/photo.jpg → characters/c-photo · visuals.showcase" in photo_card["where"]
+    assert notes["timeline"].startswith("received 0.0 s → ") and "failed" in notes["timeline"]
+    assert photo_card["timeline"].startswith("received 0.0 s → ") and "complete" in photo_card["timeline"]
+    assert [card["timeline"] for card in reopened] == ["received → failed", "received → complete"]
+    assert photo_card["relay"].startswith("relay: the function answered 200 in ")
+    assert photo_card["original"] == 1200  # the original as stored, from the emulator
+    assert manifest["source"]["generation"] == str(photo_blob.generation)
+    assert all(variant["path"] in skipped for variant in manifest["variants"].values())

@@ -142,13 +142,23 @@ class RecordingSubscription(Subscription):
 
 
 class Harness:
-    """A relay to a function URL, collecting its deliveries."""
+    """A relay to a function URL, collecting its reports: events received, redeliveries scheduled, deliveries."""
 
     def __init__(self, services: stack.Services, function_url: str, backoff: Backoff = FAST) -> None:
         self.storage_url = services.storage.url
         self.deliveries: list[Delivery] = []
+        self.received: list[Event] = []
+        self.retrying: list[tuple[int | None, int, float]] = []  # each failed attempt's answer, count and backoff
         self.subscription = RecordingSubscription(services.pubsub.host_port, PROJECT, stack.TOPIC, stack.SUBSCRIPTION)
-        self.relay = Relay(self.subscription, function_url, self.deliveries.append, backoff=backoff, poll_s=0.05)
+        self.relay = Relay(
+            self.subscription,
+            function_url,
+            self.deliveries.append,
+            backoff=backoff,
+            poll_s=0.05,
+            on_received=self.received.append,
+            on_retrying=lambda delivery, delay: self.retrying.append((delivery.status, delivery.attempts, delay)),
+        )
         self.relay.start()
 
     def upload(self, data: bytes = b"relay test bytes") -> dict:
@@ -239,6 +249,9 @@ def test_a_server_error_is_redelivered_with_backoff_and_the_same_id_and_time(
 
     attempts = function.received
     assert [delivery.status, delivery.attempts] == [200, len(answers) + 1]
+    # What the page's feed hears: the event once, then each redelivery with the answer that caused it.
+    assert harness.received == [delivery.event]
+    assert harness.retrying == [(status, n, FAST.delay(n)) for n, status in enumerate(answers, start=1)]
     assert {(a.headers["ce-id"], a.headers["ce-time"]) for a in attempts} == {
         (delivery.event.id, attempts[0].headers["ce-time"])
     }

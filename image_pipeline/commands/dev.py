@@ -14,6 +14,7 @@ from http.server import ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from image_pipeline.devtools.feed import UploadFeed
     from image_pipeline.devtools.relay import Delivery
     from image_pipeline.devtools.stack import StackInfo
     from image_pipeline.ports import DocumentStore
@@ -43,7 +44,8 @@ def add_parser(subparsers: Any) -> None:
         "dev",
         help="run the function locally, triggered by every upload to the storage emulator",
         description="Start the Firestore, Pub/Sub and Cloud Storage emulators, the function (restarted when its code "
-        "changes), a relay that delivers each upload's event as Eventarc would, and a page; run until Ctrl-C.",
+        "changes), a relay that delivers each upload's event as Eventarc would, and a page showing every upload as "
+        "it is processed; run until Ctrl-C.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -75,6 +77,7 @@ def serve(args: argparse.Namespace, settings: Any, stopping: threading.Event) ->
     """Start everything, print the ready lines, then watch the code until `stopping` is set; stop all on the way out."""
     from image_pipeline.bootstrap import connect
     from image_pipeline.devtools import emulators, stack
+    from image_pipeline.devtools.feed import UploadFeed
     from image_pipeline.devtools.relay import Relay, Subscription
 
     project = args.project or emulators.DEFAULT_PROJECT
@@ -94,13 +97,22 @@ def serve(args: argparse.Namespace, settings: Any, stopping: threading.Event) ->
         emulators.create_bucket(info.storage_url, info.bucket)
         function = stack.FunctionProcess(ports.function, info.client_env())
         function.start()
+        feed = UploadFeed()  # what the page lists: every upload, whoever made it
+        reporter = Reporter(info, documents)
+
+        def delivered(delivery: Delivery) -> None:
+            feed.delivered(delivery)
+            reporter.report(delivery)
+
         relay = Relay(
             Subscription(services.pubsub.host_port, project, stack.TOPIC, stack.SUBSCRIPTION),
             function.url,
-            Reporter(info, documents).report,
+            delivered,
+            on_received=feed.received,
+            on_retrying=feed.retrying,
         )
         relay.start()
-        page = start_page(info, ports.page, documents)
+        page = start_page(info, ports.page, documents, feed)
         print("\n".join(info.ready_lines()), flush=True)
         watch(function, stack.CodeWatcher(stack.watched_roots(os.environ)), stopping)
         _log.info("stopping ...")
@@ -179,12 +191,12 @@ class Reporter:
         return f"{recorded.status or 'no manifest'}{code}"
 
 
-def start_page(info: StackInfo, port: int, documents: DocumentStore) -> ThreadingHTTPServer:
-    """Serve the page (image_pipeline.devtools.page.server.make_handler) in a thread."""
+def start_page(info: StackInfo, port: int, documents: DocumentStore, feed: UploadFeed) -> ThreadingHTTPServer:
+    """Serve the page (image_pipeline.devtools.page.server.make_handler), listing `feed`'s uploads, in a thread."""
     from image_pipeline.devtools.emulators import LOCALHOST
     from image_pipeline.devtools.page.server import make_handler
 
-    server = ThreadingHTTPServer((LOCALHOST, port), make_handler(info, documents))
+    server = ThreadingHTTPServer((LOCALHOST, port), make_handler(info, documents, feed=feed))
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="dev-page", daemon=True).start()
     return server

@@ -145,8 +145,16 @@ def _call(method: str, url: str, body: Mapping[str, Any] | None) -> dict[str, An
         raise
 
 
+def _ignore(*_: object) -> None:
+    return
+
+
 class Relay:
-    """Pulls notifications in a thread and delivers each event in a pool, so one backing-off event delays no other."""
+    """Pulls notifications in a thread and delivers each event in a pool, so one backing-off event delays no other.
+
+    It reports each event as it receives it (`on_received`), each redelivery it schedules with its backoff
+    (`on_retrying`) and how each delivery ended (`on_delivered`).
+    """
 
     def __init__(
         self,
@@ -156,10 +164,14 @@ class Relay:
         backoff: Backoff = Backoff(),
         poll_s: float = 0.1,
         workers: int = 8,
+        on_received: Callable[[Event], None] = _ignore,
+        on_retrying: Callable[[Delivery, float], None] = _ignore,
     ) -> None:
         self._subscription = subscription
         self._function_url = function_url
         self._on_delivered = on_delivered
+        self._on_received = on_received
+        self._on_retrying = on_retrying
         self._backoff = backoff
         self._poll_s = poll_s
         self._stopping = threading.Event()
@@ -186,15 +198,18 @@ class Relay:
             for message in messages:
                 event = event_of(message)
                 if event is not None:
+                    _report(event, self._on_received, event)
                     self._pool.submit(self._deliver_reporting, event)
             if not messages:
                 self._stopping.wait(self._poll_s)
 
     def _deliver_reporting(self, event: Event) -> None:
         try:
-            self._on_delivered(self.deliver(event))
+            delivery = self.deliver(event)
         except Exception:  # a thread's error would otherwise vanish silently
             _log.exception("relay: delivering %s failed", event.object_url)
+            return
+        _report(event, self._on_delivered, delivery)
 
     def deliver(self, event: Event) -> Delivery:
         """Deliver until acknowledged, the retry window closes, or the relay stops; the same id and time each time."""
@@ -216,5 +231,14 @@ class Relay:
                 "nothing" if status is None else status,
                 delay,
             )
+            _report(event, self._on_retrying, Delivery(event, status, attempts, elapsed), delay)
             if self._stopping.wait(delay):
                 return Delivery(event, status, attempts, time.monotonic() - started)
+
+
+def _report(event: Event, callback: Callable[..., None], *facts: object) -> None:
+    """Call a report callback on `event`; its error is logged, never raised into the relay's threads."""
+    try:
+        callback(*facts)
+    except Exception:
+        _log.exception("relay: reporting on %s failed", event.object_url)

@@ -1,6 +1,7 @@
 // The local page: one card per upload showing what its document says, as it changes.
-// Two modes: live (served by `dev`: pick a route, drop or choose images, watch their documents) and snapshot (the
-// demo's index.html: one card drawn from an embedded document, its images from files beside the page).
+// Two modes: live (served by `dev`: every upload the relay delivers, whoever made it, newest first; pick a route and
+// drop or choose images to make more) and snapshot (the demo's index.html: one card drawn from an embedded document,
+// its images from files beside the page).
 // Needs hashes.js (thumbHashToDataURL, blurHashToDataURL) loaded first.
 "use strict";
 
@@ -8,6 +9,10 @@
   const TERMINAL = new Set(["complete", "failed"]);
   const POLL_MS = 300;
   const POLL_LIMIT_MS = 10 * 60 * 1000;
+  const FEED_POLL_MS = 500;
+  const MAX_CARDS = 50; // older cards leave the page (their images with them): a long session stays light
+  const MAX_SKIPPED = 100;
+  const DELIVERY_ENDED = new Set(["delivered", "gave-up"]);
   const FORMAT_ORDER = ["avif", "webp", "png", "jpeg"]; // smallest to most widely supported
   const SIZES = "(max-width: 760px) 100vw, 560px"; // the result column's width, for choosing from srcset
 
@@ -36,6 +41,12 @@
   function rank(format) {
     const index = FORMAT_ORDER.indexOf(format);
     return index < 0 ? FORMAT_ORDER.length : index;
+  }
+
+  // Whether generation `a` is newer than `b` (digit strings beyond what JavaScript numbers hold exactly).
+  function newer(a, b) {
+    const digits = /^[0-9]+$/;
+    return digits.test(String(a)) && digits.test(String(b)) && BigInt(a) > BigInt(b);
   }
 
   function fileName(url) {
@@ -174,20 +185,35 @@
     return [el("h3", { text: "Background removal" }), el("p", { class: "cutout", text })];
   }
 
+  // How the relay's delivery of an upload's event stands, in words.
+  function deliveryText(delivery) {
+    const tries = `${delivery.attempts} attempt${delivery.attempts === 1 ? "" : "s"}`;
+    const answer = delivery.status === null ? "no answer" : String(delivery.status);
+    if (delivery.state === "delivering") return "relay: delivering the event …";
+    if (delivery.state === "retrying") return `relay: the function answered ${answer}; redelivering in ${delivery.retryInS} s (${tries} so far)`;
+    if (delivery.state === "delivered") return `relay: the function answered ${answer} in ${delivery.seconds.toFixed(2)} s (${tries})`;
+    return `relay: gave up after ${tries} (last answer: ${answer})`;
+  }
+
   class Card {
+    // info.ageS: how long ago the relay received the upload's event (the timeline counts from then); info.late: it
+    // was over before the page opened, so the page cannot tell when each status came (the timeline says none).
     constructor(container, info) {
       this.info = info;
-      this.started = performance.now();
+      this.started = info.late ? null : performance.now() - (info.ageS || 0) * 1000;
       this.seen = [];
       this.shownKey = null;
+      this.delivery = null;
       this.status = el("span", { class: "status" });
       this.timeline = el("span", { class: "timeline" });
       this.where = el("span", { class: "where" });
+      this.relay = el("span", { class: "relay" });
       this.body = el("div", { class: "body" });
-      this.root = el("article", { class: "card" }, el("div", { class: "card-head" }, this.status, this.where, this.timeline), this.body);
+      this.root = el("article", { class: "card" },
+        el("div", { class: "card-head" }, this.status, this.where, this.timeline, this.relay), this.body);
       container.prepend(this.root);
       this.describe();
-      this.setStatus(info.status || "uploading");
+      this.setStatus(info.status || "uploading", 0);
       this.drawPending(null);
     }
 
@@ -197,12 +223,23 @@
         info.document ? ` → ${info.document} · ${info.field}` : "");
     }
 
-    setStatus(status) {
+    setStatus(status, at = (performance.now() - this.started) / 1000) {
       if (this.seen.length && this.seen[this.seen.length - 1].status === status) return;
-      this.seen.push({ status, at: (performance.now() - this.started) / 1000 });
+      this.seen.push({ status, at: this.started === null ? null : at });
       this.status.textContent = status;
       this.status.dataset.status = status;
-      this.timeline.textContent = this.seen.map((step) => `${step.status} ${step.at.toFixed(1)} s`).join(" → ");
+      this.timeline.textContent = this.seen
+        .map((step) => (step.at === null ? step.status : `${step.status} ${step.at.toFixed(1)} s`)).join(" → ");
+    }
+
+    relayed(delivery) {
+      this.delivery = delivery;
+      this.relay.textContent = deliveryText(delivery);
+      this.relay.dataset.state = delivery.state;
+    }
+
+    get deliveryEnded() {
+      return this.delivery !== null && DELIVERY_ENDED.has(this.delivery.state);
     }
 
     uploaded(answer) {
@@ -216,17 +253,38 @@
       this.body.replaceChildren(originalFigure(this.info, null), failureBox({ code: "page", message }));
     }
 
+    // The delivery ended and the document holds nothing for this upload: the function's log says why.
+    noResult() {
+      this.setStatus("no result");
+      this.body.replaceChildren(el("div", { class: "pair" }, originalFigure(this.info, null),
+        el("figure", { class: "result" }, el("p", { class: "note",
+          text: `${this.info.document} holds no result for this upload at ${this.info.field}; the function's log lines (dev's stderr) say why.` }))));
+    }
+
+    // A later upload's result took this one's place in the document.
+    replaced(generation) {
+      this.setStatus("replaced");
+      this.body.replaceChildren(el("div", { class: "pair" }, originalFigure(this.info, null),
+        el("figure", { class: "result" }, el("p", { class: "note",
+          text: `A later upload (generation ${generation}) replaced this result in ${this.info.document} · ${this.info.field}.` }))));
+    }
+
     drawPending(source) {
-      const shape = source && source.width ? frameShape(source.width, source.height) : frameShape(4, 3);
+      // Until the function has read the upload's size: a 4:3 frame as wide as the column.
+      const shape = source && source.width ? frameShape(source.width, source.height) : "aspect-ratio: 4 / 3; width: 100%";
       this.body.replaceChildren(el("div", { class: "pair" }, originalFigure(this.info, source),
         el("figure", { class: "result" }, el("div", { class: "frame working", style: shape }),
           el("figcaption", { text: "waiting for the function …" }))));
     }
 
-    // Show the document; true once its manifest for this upload has settled.
+    // Show the document; true once its manifest for this upload has settled (or a later upload's replaced it).
     show(document) {
       const manifest = fieldValue(document || {}, this.info.field);
       const source = manifest && manifest.source;
+      if (source && this.info.generation && newer(source.generation, this.info.generation)) {
+        this.replaced(source.generation);
+        return true;
+      }
       if (!manifest || (this.info.generation && String((source || {}).generation) !== String(this.info.generation))) {
         return false; // the document still holds nothing, or an earlier upload's result
       }
@@ -269,28 +327,125 @@
     return body;
   }
 
-  async function uploadAndWatch(cards, route, file) {
-    const card = new Card(cards, {
-      route: route.name, field: route.field, object: `${route.folder}/${file.name}`,
-      originalUrl: URL.createObjectURL(file), originalName: file.name,
-    });
-    try {
-      const query = `route=${encodeURIComponent(route.name)}&name=${encodeURIComponent(file.name)}`;
-      const headers = { "Content-Type": file.type || "application/octet-stream" };
-      card.uploaded(await getJSON(`/api/upload?${query}`, { method: "POST", headers, body: file }));
-      const deadline = performance.now() + POLL_LIMIT_MS;
-      while (performance.now() < deadline) {
-        const answer = await getJSON(`/api/document?path=${encodeURIComponent(card.info.document)}`);
-        if (card.show(answer.data)) return;
-        await sleep(POLL_MS);
+  // Follow the card's document until its result settles, the relay's delivery ends without one, or the card leaves.
+  async function watch(card) {
+    const deadline = performance.now() + POLL_LIMIT_MS;
+    while (card.root.isConnected && performance.now() < deadline) {
+      // Read before the document: the function records the result before it answers, so a delivery seen ended here
+      // has its result in the read that follows.
+      const ended = card.deliveryEnded;
+      const answer = await getJSON(`/api/document?path=${encodeURIComponent(card.info.document)}`);
+      if (card.show(answer.data)) return;
+      if (ended) return card.noResult();
+      await sleep(POLL_MS);
+    }
+    if (card.root.isConnected) card.failPage("no result after 10 minutes: is the function running?");
+  }
+
+  // The cards on the page, by upload (object and generation): the relay's report on an upload the page made updates
+  // that upload's card rather than adding another.
+  class Uploads {
+    constructor(cards) {
+      this.cards = cards;
+      this.byKey = new Map();
+    }
+
+    add(info) {
+      const card = new Card(this.cards, info);
+      for (const extra of [...this.cards.children].slice(MAX_CARDS)) {
+        extra.remove();
+        this.byKey.delete(extra.dataset.key);
       }
-      card.failPage("no result after 10 minutes: is the function running?");
-    } catch (error) {
-      card.failPage(error.message);
+      return card;
+    }
+
+    // The card for `key` is `card` from now on; a card the relay's report made for it first goes.
+    claim(card, key) {
+      const earlier = this.byKey.get(key);
+      if (earlier && earlier !== card) {
+        if (earlier.delivery) card.relayed(earlier.delivery);
+        earlier.root.remove();
+      }
+      card.root.dataset.key = key;
+      this.byKey.set(key, card);
+    }
+
+    async drop(route, file) {
+      const card = this.add({
+        route: route.name, field: route.field, object: `${route.folder}/${file.name}`,
+        originalUrl: URL.createObjectURL(file), originalName: file.name,
+      });
+      try {
+        const query = `route=${encodeURIComponent(route.name)}&name=${encodeURIComponent(file.name)}`;
+        const headers = { "Content-Type": file.type || "application/octet-stream" };
+        card.uploaded(await getJSON(`/api/upload?${query}`, { method: "POST", headers, body: file }));
+        this.claim(card, `${card.info.object}#${card.info.generation}`);
+        await watch(card);
+      } catch (error) {
+        card.failPage(error.message);
+      }
+    }
+
+    // One event the relay reported (new, or its delivery moved on); `before` it was in the feed when the page opened.
+    reported(upload, before) {
+      const key = `${upload.object}#${upload.generation}`;
+      const known = this.byKey.get(key);
+      if (known) return known.relayed(upload.delivery);
+      const card = this.add({
+        route: upload.route, field: upload.field, object: upload.object, document: upload.document,
+        generation: upload.generation, originalUrl: upload.originalUrl, originalName: fileName(upload.object),
+        status: "received", ageS: upload.ageS, late: before && DELIVERY_ENDED.has(upload.delivery.state),
+      });
+      card.relayed(upload.delivery);
+      this.claim(card, key);
+      watch(card).catch((error) => card.failPage(error.message));
+    }
+  }
+
+  // Events no route takes (the variants the function writes among them): one line each, newest first.
+  class Skipped {
+    constructor(details) {
+      this.details = details;
+      this.list = details.querySelector("ul");
+      this.summary = details.querySelector("summary");
+      this.ids = new Set();
+      this.count = 0;
+    }
+
+    reported(upload) {
+      if (this.ids.has(upload.id)) return; // its delivery moved on: nothing here shows it
+      this.ids.add(upload.id);
+      this.count += 1;
+      this.list.prepend(el("li", { "data-id": upload.id }, el("code", { text: upload.object }), ` · ${upload.skipped}`));
+      for (const extra of [...this.list.children].slice(MAX_SKIPPED)) {
+        extra.remove();
+        this.ids.delete(extra.dataset.id);
+      }
+      this.summary.textContent = `${this.count} event${this.count === 1 ? "" : "s"} no route takes (the variants the function writes among them)`;
+      this.details.hidden = false;
+    }
+  }
+
+  // Every event the relay reports, as it comes: polled, each answer holding what changed since the previous one.
+  async function follow(uploads, skipped) {
+    let change = 0;
+    let before = true; // the first answer holds what the feed had when the page opened
+    for (;;) {
+      try {
+        const answer = await getJSON(`/api/uploads?since=${change}`);
+        // A smaller number than ours: the page server started again (a new `dev`); take its feed from the start.
+        change = answer.change < change ? 0 : answer.change;
+        for (const upload of answer.uploads) (upload.skipped ? skipped : uploads).reported(upload, before);
+        before = false;
+      } catch (error) {
+        // `dev` stopped or is restarting: keep asking, the page shows what it has.
+      }
+      await sleep(FEED_POLL_MS);
     }
   }
 
   async function live(picker, cards) {
+    const uploads = new Uploads(cards);
     const select = document.getElementById("route");
     const info = document.getElementById("route-info");
     const input = document.getElementById("file");
@@ -315,7 +470,7 @@
     select.addEventListener("change", explain);
     explain();
     const take = (files) => {
-      for (const file of files) uploadAndWatch(cards, chosen(), file);
+      for (const file of files) uploads.drop(chosen(), file);
     };
     drop.addEventListener("click", () => input.click());
     input.addEventListener("change", () => { take([...input.files]); input.value = ""; });
@@ -327,6 +482,10 @@
       take([...event.dataTransfer.files].filter((file) => file.size > 0));
     });
     picker.hidden = false;
+    if (config.feed) {
+      document.getElementById("feed-info").hidden = false;
+      follow(uploads, new Skipped(document.getElementById("skipped")));
+    }
   }
 
   // The demo's page: one upload's card, drawn from the document embedded in the page.

@@ -1,4 +1,5 @@
-"""The local page's HTTP handler: the static page, the configured routes, uploads as an app makes them, documents.
+"""The local page's HTTP handler: the static page, the configured routes, uploads as an app makes them, documents,
+and the feed of every upload the relay delivers, whoever made it.
 
 The browser talks only to this server; it talks to the emulators (fake-gcs-server's JSON API, the Firestore
 emulator's REST API) on the browser's behalf, so neither needs CORS. Standard library only.
@@ -21,6 +22,8 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 from image_pipeline.devtools import emulators
 from image_pipeline.devtools.demo_upload import DemoUpload, demo_folder
+from image_pipeline.devtools.feed import FeedEntry, UploadFeed
+from image_pipeline.uploads import Upload, classify
 
 if TYPE_CHECKING:
     from image_pipeline.devtools.stack import StackInfo
@@ -66,16 +69,20 @@ class PageUpload:
 class PageBackend:
     """What the page's endpoints do, against the stack `info` describes."""
 
-    def __init__(self, info: StackInfo, documents: DocumentStore, deliver_events: bool = False) -> None:
+    def __init__(
+        self, info: StackInfo, documents: DocumentStore, deliver_events: bool = False, feed: UploadFeed | None = None
+    ) -> None:
         # deliver_events: post the finalize CloudEvent to the function after each upload, for a stack whose storage
-        # emulator publishes no notifications (the tests' stack); `dev`'s relay does it otherwise.
+        # emulator publishes no notifications (the tests' stack); `dev`'s relay does it otherwise, reporting every
+        # event it delivers to `feed` (None: no relay, the page lists only what is dropped on it).
         self.info = info
         self.deliver_events = deliver_events
         self.routes: dict[str, Route] = {route.name: route for route in info.settings.routes}
         self.documents = documents
+        self.feed = feed
 
     def routes_json(self) -> dict[str, Any]:
-        """The configured routes and where the page uploads for each (capture values as the demo's)."""
+        """The configured routes, where the page uploads for each (capture values as the demo's), whether a feed."""
         listed = [
             {
                 "name": route.name,
@@ -91,7 +98,12 @@ class PageBackend:
             }
             for route in self.routes.values()
         ]
-        return {"project": self.info.project, "bucket": self.info.bucket, "routes": listed}
+        return {
+            "project": self.info.project,
+            "bucket": self.info.bucket,
+            "routes": listed,
+            "feed": self.feed is not None,
+        }
 
     def upload(self, route_name: str, file_name: str, content_type: str, data: bytes) -> PageUpload:
         """Create the document the route requires (unless it creates its own), then upload as the app would."""
@@ -106,6 +118,41 @@ class PageBackend:
         return PageUpload(
             route.name, plan.name, plan.document, route.field, str(resource["generation"]), plan.seed is not None
         )
+
+    def uploads_json(self, since: int) -> dict[str, Any]:
+        """The events whose delivery changed after change number `since`, oldest first, and the latest change."""
+        if self.feed is None:
+            return {"change": since, "uploads": []}
+        page = self.feed.since(since)
+        return {"change": page.change, "uploads": [self._upload_json(entry, page.now) for entry in page.entries]}
+
+    def _upload_json(self, entry: FeedEntry, now: float) -> dict[str, Any]:
+        """One event as the page lists it: the object, where its route records it (or why it is skipped), delivery."""
+        data = entry.event.data
+        name, generation = str(data.get("name")), str(data.get("generation"))
+        found = classify(entry.event.id, None, dict(data), self.info.settings.routes)
+        where = (
+            {"route": found.route.name, "document": found.document, "field": found.route.field}
+            if isinstance(found, Upload)
+            else {"skipped": found.reason}
+        )
+        return {
+            "id": entry.event.id,
+            "object": name,
+            "generation": generation,
+            "ageS": round(now - entry.received_at, 3),
+            # The browser loads it from fake-gcs-server directly, as it does the variants: an <img> needs no CORS.
+            "originalUrl": f"{self.info.storage_url}/storage/v1/b/{quote(self.info.bucket, safe='')}/o/"
+            f"{quote(name, safe='')}?alt=media&generation={quote(generation)}",
+            "delivery": {
+                "state": entry.state.value,
+                "status": entry.status,
+                "attempts": entry.attempts,
+                "seconds": entry.seconds,
+                "retryInS": entry.retry_in_s,
+            },
+            **where,
+        }
 
     def document(self, path: str) -> Mapping[str, Any] | None:
         """The document's fields, or None while it does not exist."""
@@ -131,10 +178,10 @@ class PageBackend:
 
 
 def make_handler(
-    info: StackInfo, documents: DocumentStore, deliver_events: bool = False
+    info: StackInfo, documents: DocumentStore, deliver_events: bool = False, feed: UploadFeed | None = None
 ) -> type[BaseHTTPRequestHandler]:
-    """The request handler class serving the page for the stack `info` describes, its documents in `documents`."""
-    backend = PageBackend(info, documents, deliver_events)
+    """The request handler class serving the page for the stack `info` describes (documents, the relay's feed)."""
+    backend = PageBackend(info, documents, deliver_events, feed)
 
     class PageHandler(BaseHTTPRequestHandler):
         server_version = "image-pipeline-page"
@@ -149,6 +196,12 @@ def make_handler(
                 self._json(HTTPStatus.OK, backend.routes_json())
             elif url.path == "/api/document" and query.get("path"):
                 self._answer(lambda: {"data": backend.document(query["path"][0])})
+            elif url.path == "/api/uploads":
+                since = (query.get("since") or ["0"])[0]
+                if since.isdigit():
+                    self._json(HTTPStatus.OK, backend.uploads_json(int(since)))
+                else:
+                    self._json(HTTPStatus.BAD_REQUEST, {"error": "GET /api/uploads?since=CHANGE (a whole number)"})
             else:
                 self._json(HTTPStatus.NOT_FOUND, {"error": f"nothing at {url.path}"})
 
