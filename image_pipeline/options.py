@@ -36,10 +36,24 @@ class OutputFormat(str, Enum):
 
 
 class Fit(str, Enum):
-    """How a variant fills its box: `inside` keeps the whole picture, `cover` centre-crops to fill the box."""
+    """How a variant fills its box: `inside` keeps the whole picture, `cover` crops to fill the box (at its gravity)."""
 
     INSIDE = "inside"
     COVER = "cover"
+
+
+class Gravity(str, Enum):
+    """The side or corner of the picture a `cover` crop keeps (sharp's gravity names); centre keeps the middle."""
+
+    CENTRE = "centre"
+    NORTH = "north"
+    NORTHEAST = "northeast"
+    EAST = "east"
+    SOUTHEAST = "southeast"
+    SOUTH = "south"
+    SOUTHWEST = "southwest"
+    WEST = "west"
+    NORTHWEST = "northwest"
 
 
 @dataclass(frozen=True)
@@ -53,6 +67,7 @@ class Variant:
     width: int
     height: int = 0  # 0: the same as width (a square box)
     fit: Fit = Fit.INSIDE
+    gravity: Gravity = Gravity.CENTRE  # where a cover crop is taken; inside ignores it
 
     @property
     def box(self) -> tuple[int, int]:

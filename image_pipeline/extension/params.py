@@ -26,7 +26,7 @@ from types import MappingProxyType
 from typing import Any
 
 from image_pipeline.errors import ConfigurationError
-from image_pipeline.options import Fit
+from image_pipeline.options import Fit, Gravity
 
 EXTENSION = "storage-resize-images"
 # The platform's parameters of the extension's function (firebase-tools' system params), keyed by this prefix.
@@ -222,20 +222,6 @@ _DELETE_ORIGINAL = {
     "true": DeleteOriginalFile.ALWAYS,
     "on_success": DeleteOriginalFile.ON_SUCCESS,
 }
-
-
-class Gravity(str, Enum):
-    """SHARP_OPTIONS `position`: the side or corner a `cover` crop keeps."""
-
-    CENTRE = "centre"
-    NORTH = "north"
-    NORTHEAST = "northeast"
-    EAST = "east"
-    SOUTHEAST = "southeast"
-    SOUTH = "south"
-    SOUTHWEST = "southwest"
-    WEST = "west"
-    NORTHWEST = "northwest"
 
 
 # sharp's gravity names and the position names that mean the same; its strategies (entropy, attention) are not here.
