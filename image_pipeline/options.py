@@ -13,6 +13,8 @@ class OutputFormat(str, Enum):
     AVIF = "avif"
     JPEG = "jpeg"
     PNG = "png"
+    GIF = "gif"
+    TIFF = "tiff"
 
     @property
     def content_type(self) -> str:
@@ -26,13 +28,13 @@ class OutputFormat(str, Enum):
 
     @property
     def supports_animation(self) -> bool:
-        """Whether Pillow can write more than one frame in this format."""
-        return self in (OutputFormat.WEBP, OutputFormat.PNG, OutputFormat.AVIF)
+        """Whether the core can write more than one frame in this format."""
+        return self in (OutputFormat.WEBP, OutputFormat.PNG, OutputFormat.AVIF, OutputFormat.GIF)
 
     @property
     def default_quality(self) -> int:
-        """The quality used when a route names none for this format (PNG is lossless and ignores it)."""
-        return {OutputFormat.AVIF: 50, OutputFormat.PNG: 100}.get(self, 80)
+        """The quality used when a route names none for this format (PNG and GIF ignore it)."""
+        return {OutputFormat.AVIF: 50, OutputFormat.PNG: 100, OutputFormat.GIF: 100}.get(self, 80)
 
 
 class Fit(str, Enum):
@@ -82,7 +84,7 @@ class Variant:
 
 @dataclass(frozen=True)
 class Encoding:
-    """One output format and its quality (1-100; ignored for PNG)."""
+    """One output format and its quality (1-100; ignored for PNG and GIF)."""
 
     format: OutputFormat
     quality: int
