@@ -88,6 +88,14 @@ class Encoding:
 
     format: OutputFormat
     quality: int
+    # The first frame only, even when the options keep animations: the Resize Images extension keeps them in its GIF
+    # and WebP outputs alone, and writes its PNG and AVIF outputs of an animated upload from the first frame.
+    still: bool = False
+
+    @property
+    def animates(self) -> bool:
+        """Whether an animation kept by the options is written with every frame in this encoding."""
+        return self.format.supports_animation and not self.still
 
 
 class CutoutFamily(str, Enum):

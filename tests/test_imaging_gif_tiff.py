@@ -1,4 +1,5 @@
-"""GIF and TIFF outputs, written as sharp writes them for the Resize Images extension."""
+"""GIF and TIFF outputs, written as sharp writes them for the Resize Images extension, and encodings that take only
+the first frame of an animation the options keep."""
 
 from __future__ import annotations
 
@@ -181,3 +182,51 @@ def test_tiff_from_a_tiff_carries_none_of_its_tags():
     for secret in (b"COMMENTSECRET", b"EXIFSECRETARTIST", b"SOFTWARESECRET", b"XMPSECRETPACKET"):
         assert secret not in output
     assert set(decode(output).tag_v2) <= TIFF_LAYOUT_TAGS
+
+
+# ---------------------------------------------------------------------------
+# Stills of an animation that is kept
+# ---------------------------------------------------------------------------
+
+
+def test_still_encodings_take_the_first_frame_of_a_kept_animation():
+    # As the extension: animation kept in its WebP and GIF outputs, the first frame in its PNG and AVIF ones.
+    encodings = (
+        Encoding(OutputFormat.WEBP, 80),
+        Encoding(GIF, 100),
+        Encoding(OutputFormat.PNG, 100, still=True),
+        Encoding(OutputFormat.AVIF, 50, still=True),
+        Encoding(TIFF, 80),
+    )
+    result = make(animated_gif((RED, GREEN, BLUE), (100, 100, 100)), *encodings, keep_animation=True)
+    assert result.source.frames == 3
+    frame_counts = {}
+    for image in result.variants[0].encodings:
+        frames = frames_of(decode(image.data))
+        frame_counts[image.format] = len(frames)
+        assert close(frames[0][0].getpixel((30, 20))[:3], RED, 12), image.format
+    assert frame_counts == {"webp": 3, "gif": 3, "png": 1, "avif": 1, "tiff": 1}
+
+
+def test_only_still_encodings_make_a_still_of_an_animation():
+    result = make(
+        animated_gif((RED, GREEN), (100, 100)), Encoding(OutputFormat.PNG, 100, still=True), keep_animation=True
+    )
+    image = decode(result.variants[0].primary.data)
+    assert getattr(image, "n_frames", 1) == 1 and close(rgb_at(image, (30, 20)), RED, 8)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "animates"),
+    [
+        (Encoding(OutputFormat.WEBP, 80), True),
+        (Encoding(OutputFormat.WEBP, 80, still=True), False),
+        (Encoding(GIF, 100), True),
+        (Encoding(GIF, 100, still=True), False),
+        (Encoding(OutputFormat.PNG, 100), True),
+        (Encoding(OutputFormat.JPEG, 80), False),
+        (Encoding(TIFF, 80), False),
+    ],
+)
+def test_an_encoding_animates_when_its_format_can_and_it_is_not_still(encoding, animates):
+    assert encoding.animates is animates

@@ -122,7 +122,7 @@ def _keeps_animation(opened: OpenedImage, options: ImagingOptions) -> bool:
         options.keep_animation
         and opened.frames > 1
         and opened.format in ANIMATED_FORMATS
-        and any(encoding.format.supports_animation for encoding in options.encodings)
+        and any(encoding.animates for encoding in options.encodings)
         and opened.frames * opened.image.width * opened.image.height <= ANIMATION_PIXEL_BUDGET
     )
 
@@ -285,7 +285,7 @@ def _make_animation(opened: OpenedImage, options: ImagingOptions) -> _Made:
         resized = [render(frame, WHOLE, rendition) for frame in upright]
         first_frames[rendition] = resized[0]
         for encoding in dict.fromkeys(options.encodings):
-            if encoding.format.supports_animation:
+            if encoding.animates:
                 payloads[rendition, encoding] = encode_animation(resized, durations, plays, encoding)
             else:
                 payloads[rendition, encoding] = encode(resized[0], encoding, options.background)
