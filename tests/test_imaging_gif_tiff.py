@@ -72,6 +72,7 @@ def test_a_still_gif_has_the_variants_size_and_its_colours():
     image = decode(variant.primary.data)
     assert (variant.primary.content_type, variant.primary.extension) == ("image/gif", "gif")
     assert (image.format, image.mode, image.size, getattr(image, "n_frames", 1)) == ("GIF", "P", (60, 40), 1)
+    assert "loop" not in image.info  # played once: no loop block, as sharp writes a still
     assert close(rgb_at(image, (10, 20)), RED, 8) and close(rgb_at(image, (50, 20)), BLUE, 8)
 
 
@@ -144,17 +145,19 @@ def test_the_number_of_plays_is_kept_in_gif_and_webp(gif_loop, webp_loop):
 
 
 def test_tiff_is_jpeg_compressed_at_the_encodings_quality_in_sharps_layout():
-    data = encode(noise((200, 150), seed=9), "PNG")
-    low, high = (make(data, Encoding(TIFF, quality), variants=(Variant("v", 200),)) for quality in (20, 95))
+    data = encode(noise((200, 300), seed=9), "PNG")
+    low, high = (make(data, Encoding(TIFF, quality), variants=(Variant("v", 300),)) for quality in (20, 95))
     # libvips' layout, as sharp writes it: YCbCr with chroma at half resolution both ways (the tag's default), and
-    # from quality 90 up RGB, whose colour keeps full resolution (as libvips' JPEG saver stops subsampling there).
+    # from quality 90 up RGB, whose colour keeps full resolution (as libvips' JPEG saver stops subsampling there);
+    # strips of 256 rows.
     for result, photometric in ((low, 6), (high, 2)):
         (variant,) = result.variants
         image = decode(variant.primary.data)
         assert (variant.primary.content_type, variant.primary.extension) == ("image/tiff", "tiff")
-        assert (image.format, image.mode, image.size) == ("TIFF", "RGB", (200, 150))
+        assert (image.format, image.mode, image.size) == ("TIFF", "RGB", (200, 300))
         assert image.info["compression"] == "jpeg"
         assert image.tag_v2[262] == photometric and image.tag_v2.get(530, (2, 2)) == (2, 2)
+        assert image.tag_v2[278] == 256
     assert high.variants[0].primary.bytes > 2 * low.variants[0].primary.bytes
 
 

@@ -24,15 +24,15 @@ AVIF_OPTIONS = {
     "max_threads": 1,
     "advanced": (("enable-rect-partitions", "0"),),
 }
-# GIF and TIFF are written by libvips' own savers with sharp's default settings, so that they come out as the Resize
-# Images extension's do (sharp calls the same savers), bytes and quality alike. GIF: libvips' quantiser makes a
-# palette from the first frame, and one of its own for a frame that would drift too far from it; Floyd-Steinberg
-# dithered; one transparent index, where alpha is under half. (sharp's `reuse` would dither a GIF upload's frames to
-# the palette libvips loaded with it; pixels from Pillow come without one.)
+# GIF and TIFF are written by libvips' own savers with sharp's default settings: from the same pixels, byte for byte
+# what sharp 0.35 writes for the Resize Images extension (checked against it, stills and animations). GIF: libvips'
+# quantiser makes a palette from the first frame, and one of its own for a frame that would drift too far from it;
+# Floyd-Steinberg dithered; one transparent index, where alpha is under half. (sharp's `reuse` would dither a GIF
+# upload's frames to the palette libvips loaded with it; pixels from Pillow come without one.)
 GIF_OPTIONS = {"bitdepth": 8, "effort": 7, "dither": 1.0, "interframe_maxerror": 0.0, "interpalette_maxerror": 3.0}
 # TIFF: JPEG-compressed at the encoding's quality, as YCbCr 4:2:0 below quality 90 and RGB from there (Pillow's
-# libtiff writer only has RGB, about three times the bytes at quality 80).
-TIFF_OPTIONS = {"compression": "jpeg"}
+# libtiff writer only has RGB, about three times the bytes at quality 80), in strips of 256 rows (sharp's tile height).
+TIFF_OPTIONS = {"compression": "jpeg", "tile_height": 256}
 
 
 def encode(image: Image.Image, encoding: Encoding, background: tuple[int, int, int]) -> bytes:
@@ -45,7 +45,10 @@ def encode(image: Image.Image, encoding: Encoding, background: tuple[int, int, i
         image = image.convert("RGB")
     output_format, quality = encoding.format, encoding.quality
     if output_format is OutputFormat.GIF:
-        return _srgb(from_pillow(image)).gifsave_buffer(**GIF_OPTIONS)
+        still = _srgb(from_pillow(image))
+        # Played once: no loop block, as sharp writes a still.
+        still.set_type(pyvips.GValue.gint_type, "loop", 1)
+        return still.gifsave_buffer(**GIF_OPTIONS)
     if output_format is OutputFormat.TIFF:
         # sharp drops the alpha band of a JPEG-compressed TIFF, which shows whatever colour transparent pixels hide;
         # flattened onto the background instead, as for JPEG.
