@@ -45,6 +45,11 @@ _KEYS = frozenset(
      "cache_control", "delete_original", "keep_animation", "background", "variants", "cutout"}
 )  # fmt: skip
 _REQUIRED = ("name", "match", "document", "field", "output", "variants")
+# The formats a [[route]] may name (docs/routes.md). The core also writes GIF and TIFF: extension routes reproduce
+# the Resize Images extension's outputs in them.
+ROUTE_FORMATS = tuple(
+    member.value for member in (OutputFormat.WEBP, OutputFormat.AVIF, OutputFormat.JPEG, OutputFormat.PNG)
+)
 _CUTOUT_KEYS = ("family", "uri", "sha256", "trim")
 
 
@@ -268,11 +273,9 @@ class _Reader:
             raise self.fail("formats", f'must be a non-empty list like ["webp"], got {names!r}')
         formats = []
         for name in names:
-            try:
-                formats.append(OutputFormat(name))
-            except ValueError:
-                allowed = ", ".join(member.value for member in OutputFormat)
-                raise self.fail("formats", f"{name!r} is not one of {allowed}") from None
+            if name not in ROUTE_FORMATS:
+                raise self.fail("formats", f"{name!r} is not one of {', '.join(ROUTE_FORMATS)}")
+            formats.append(OutputFormat(name))
         if len(set(formats)) != len(formats):
             raise self.fail("formats", "names each format once")
         qualities = self._qualities(formats)

@@ -4,7 +4,7 @@ import pytest
 from PIL import Image
 
 from image_pipeline.imaging.geometry import WHOLE, Rendition, cover, covers, fit_inside, plan, render, required_size
-from image_pipeline.options import Fit, Variant
+from image_pipeline.options import Fit, Gravity, Variant
 
 
 @pytest.mark.parametrize(
@@ -43,6 +43,34 @@ def test_cover_crops_the_centre_to_the_box_aspect_and_never_upscales(size, box, 
     assert (round(left * width), round(top * height), round(right * width), round(bottom * height)) == crop
 
 
+@pytest.mark.parametrize(
+    ("gravity", "landscape_crop", "portrait_crop"),
+    [
+        (Gravity.CENTRE, (500, 0, 3500, 3000), (0, 500, 3000, 3500)),
+        (Gravity.NORTH, (500, 0, 3500, 3000), (0, 0, 3000, 3000)),
+        (Gravity.NORTHEAST, (1000, 0, 4000, 3000), (0, 0, 3000, 3000)),
+        (Gravity.EAST, (1000, 0, 4000, 3000), (0, 500, 3000, 3500)),
+        (Gravity.SOUTHEAST, (1000, 0, 4000, 3000), (0, 1000, 3000, 4000)),
+        (Gravity.SOUTH, (500, 0, 3500, 3000), (0, 1000, 3000, 4000)),
+        (Gravity.SOUTHWEST, (0, 0, 3000, 3000), (0, 1000, 3000, 4000)),
+        (Gravity.WEST, (0, 0, 3000, 3000), (0, 500, 3000, 3500)),
+        (Gravity.NORTHWEST, (0, 0, 3000, 3000), (0, 0, 3000, 3000)),
+    ],
+)
+def test_cover_keeps_the_side_or_corner_its_gravity_names(gravity, landscape_crop, portrait_crop):
+    for size, crop in (((4000, 3000), landscape_crop), ((3000, 4000), portrait_crop)):
+        rendition = cover(size, (256, 256), gravity)
+        assert rendition.size == (256, 256)
+        width, height = size
+        left, top, right, bottom = rendition.region
+        assert (round(left * width), round(top * height), round(right * width), round(bottom * height)) == crop
+        assert plan(size, Variant("v", 256, fit=Fit.COVER, gravity=gravity)) == rendition
+
+
+def test_gravity_does_not_move_a_fit_inside():
+    assert plan((400, 200), Variant("a", 100, gravity=Gravity.SOUTHEAST)) == Rendition(WHOLE, (100, 50))
+
+
 def test_plan_follows_the_variants_fit():
     assert plan((400, 200), Variant("a", 100)) == Rendition(WHOLE, (100, 50))
     assert plan((400, 200), Variant("b", 100, fit=Fit.COVER)) == Rendition((0.25, 0.0, 0.75, 1.0), (100, 100))
@@ -69,6 +97,14 @@ def test_required_size_is_what_the_most_demanding_rendition_needs():
 )
 def test_covers_means_holds_the_region_at_no_less_resolution(source, target, expected):
     assert covers(source, target) is expected
+
+
+def test_a_crop_is_held_only_by_renditions_that_show_its_side():
+    north, small_north = cover((300, 600), (100, 100), Gravity.NORTH), cover((300, 600), (40, 40), Gravity.NORTH)
+    south = cover((300, 600), (50, 50), Gravity.SOUTH)
+    whole = Rendition(WHOLE, (150, 300))
+    assert covers(whole, north) and covers(whole, south) and covers(north, small_north)
+    assert not covers(north, south) and not covers(south, small_north)
 
 
 def test_render_crops_without_resampling_at_source_resolution():

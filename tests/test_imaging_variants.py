@@ -12,7 +12,8 @@ from PIL import Image, ImageOps
 
 from image_pipeline.imaging import make_variants
 from image_pipeline.imaging import pipeline as core_pipeline
-from image_pipeline.options import Encoding, Fit, ImagingOptions, OutputFormat, Variant
+from image_pipeline.imaging.geometry import WHOLE
+from image_pipeline.options import Encoding, Fit, Gravity, ImagingOptions, OutputFormat, Variant
 from tests.imaging_fixtures import (
     BLUE,
     GREEN,
@@ -126,6 +127,105 @@ def test_mixed_cover_and_inside_variants_match_a_direct_resize():
         output = np.asarray(decode(variant.primary.data).convert("RGB"), dtype=float)
         reference = source.resize(sizes[variant.name], Image.Resampling.LANCZOS, box=regions[variant.name])
         assert output.shape == (sizes[variant.name][1], sizes[variant.name][0], 3)
+        assert np.abs(output - np.asarray(reference, dtype=float)).mean() < 4.0, variant.name
+
+
+# Of a picture in two halves, red then blue (top to bottom when tall, left to right when wide), the colours a square
+# crop shows at its start and its end along the long axis: a tall picture's crop moves only up and down, a wide one's
+# only sideways.
+TOP_KEPT, BOTTOM_KEPT = (
+    {Gravity.NORTH, Gravity.NORTHEAST, Gravity.NORTHWEST},
+    {Gravity.SOUTH, Gravity.SOUTHEAST, Gravity.SOUTHWEST},
+)
+LEFT_KEPT, RIGHT_KEPT = (
+    {Gravity.WEST, Gravity.NORTHWEST, Gravity.SOUTHWEST},
+    {Gravity.EAST, Gravity.NORTHEAST, Gravity.SOUTHEAST},
+)
+
+
+def halves(size) -> Image.Image:
+    return bands(size, (RED, BLUE))
+
+
+def expected_ends(gravity: Gravity, tall: bool) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+    start_kept, end_kept = (TOP_KEPT, BOTTOM_KEPT) if tall else (LEFT_KEPT, RIGHT_KEPT)
+    if gravity in start_kept:
+        return RED, RED
+    if gravity in end_kept:
+        return BLUE, BLUE
+    return RED, BLUE
+
+
+# A JPEG is decoded at 1/4 scale (the 1/8 one would be a row short of what the crop needs), where the crop's edges fall
+# between pixels: 800 of 1630 rows are 200.25 of 408.
+DECODED = {
+    ("PNG", True): (800, 1630),
+    ("PNG", False): (1630, 800),
+    ("JPEG", True): (200, 408),
+    ("JPEG", False): (408, 200),
+}
+
+
+@pytest.mark.parametrize("gravity", list(Gravity), ids=lambda gravity: gravity.value)
+@pytest.mark.parametrize("tall", [True, False], ids=["tall", "wide"])
+@pytest.mark.parametrize("source_format", ["PNG", "JPEG"])
+def test_a_cover_crop_keeps_the_part_its_gravity_names(gravity, tall, source_format, monkeypatch):
+    decoded = []
+    real_load = core_pipeline.load_first_frame
+
+    def recording(opened, draft):
+        image = real_load(opened, draft)
+        decoded.append(image.size)
+        return image
+
+    monkeypatch.setattr(core_pipeline, "load_first_frame", recording)
+    size = DECODED["PNG", tall]
+    data = encode(halves(size), source_format, **({"quality": 95} if source_format == "JPEG" else {}))
+    result = make(data, Variant("crop", 100, fit=Fit.COVER, gravity=gravity))
+    assert decoded == [DECODED[source_format, tall]]
+    image = decode(result.variants[0].primary.data)
+    assert image.size == (100, 100)
+    start, end = ((50, 4), (50, 95)) if tall else ((4, 50), (95, 50))
+    expected_start, expected_end = expected_ends(gravity, tall)
+    assert close(rgb_at(image, start), expected_start) and close(rgb_at(image, end), expected_end)
+
+
+@pytest.mark.parametrize("gravity", [Gravity.NORTH, Gravity.SOUTHEAST, Gravity.WEST], ids=lambda gravity: gravity.value)
+def test_cover_crops_at_a_gravity_are_cut_from_larger_renditions_at_their_own_place(gravity, monkeypatch):
+    # The cascade renders a crop from the smallest larger rendition that holds it: its region must be found inside
+    # that rendition's, wherever the gravity put both. Each output is compared with one Lanczos resize of its region.
+    rendered_from = []
+    real_render = core_pipeline.render
+
+    def recording(source, source_region, target):
+        rendered_from.append(source_region)
+        return real_render(source, source_region, target)
+
+    monkeypatch.setattr(core_pipeline, "render", recording)
+    source = pattern_image((800, 600))
+    variants = (
+        Variant("large", 400),
+        Variant("og", 300, 150, Fit.COVER, gravity),
+        Variant("avatar", 200, fit=Fit.COVER, gravity=gravity),
+        Variant("tiny", 48, fit=Fit.COVER, gravity=gravity),
+        Variant("centred", 40, fit=Fit.COVER),
+    )
+    result = make(encode(source, "PNG"), *variants)
+    # Renditions other than the whole picture served as sources: the crops were cut from larger renditions.
+    assert any(region != WHOLE for region in rendered_from)
+    left, top = {Gravity.NORTH: (100, 0), Gravity.SOUTHEAST: (200, 0), Gravity.WEST: (0, 0)}[gravity]
+    og_top = {Gravity.NORTH: 0, Gravity.SOUTHEAST: 200, Gravity.WEST: 100}[gravity]
+    regions = {
+        "large": (0, 0, 800, 600),
+        "og": (0, og_top, 800, og_top + 400),
+        "avatar": (left, top, left + 600, top + 600),
+        "tiny": (left, top, left + 600, top + 600),
+        "centred": (100, 0, 700, 600),
+    }
+    for variant in result.variants:
+        size = (variant.width, variant.height)
+        output = np.asarray(decode(variant.primary.data).convert("RGB"), dtype=float)
+        reference = source.resize(size, Image.Resampling.LANCZOS, box=regions[variant.name])
         assert np.abs(output - np.asarray(reference, dtype=float)).mean() < 4.0, variant.name
 
 

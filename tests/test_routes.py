@@ -188,7 +188,10 @@ ROUTE_REFUSALS = [
     # formats
     R({"formats": "webp"}, "formats:", "non-empty list", "formats-not-a-list"),
     R({"formats": []}, "formats:", "non-empty list", "formats-empty"),
-    R({"formats": ["gif"]}, "formats:", "'gif' is not one of", "formats-unknown"),
+    R({"formats": ["bmp"]}, "formats:", "'bmp' is not one of", "formats-unknown"),
+    # GIF and TIFF: the core writes them for extension routes; a route names only the web formats.
+    R({"formats": ["webp", "gif"]}, "formats:", "'gif' is not one of webp, avif, jpeg, png", "formats-gif"),
+    R({"formats": ["tiff"]}, "formats:", "'tiff' is not one of webp, avif, jpeg, png", "formats-tiff"),
     R({"formats": ["WEBP"]}, "formats:", "'WEBP' is not one of", "formats-uppercase"),
     R({"formats": ["jpg"]}, "formats:", "'jpg' is not one of", "formats-extension"),
     R({"formats": ["webp", "avif", "webp"]}, "formats:", "once", "formats-duplicate"),

@@ -7,13 +7,14 @@ plan applies to the full-size picture, to a JPEG decoded at a reduced scale and 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from PIL import Image
 
 from image_pipeline.imaging.resample import REDUCING_GAP, downscale
-from image_pipeline.options import Fit, Variant
+from image_pipeline.options import Fit, Gravity, Variant
 
 # EXIF orientation value -> the transposition that displays the stored pixels upright.
 _TRANSPOSITIONS = {
@@ -25,6 +26,22 @@ _TRANSPOSITIONS = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
+
+# Where a cover crop sits on each axis, in halves of the picture left over: 0 keeps the left (top) edge, 1 centres,
+# 2 keeps the right (bottom) edge.
+_ANCHORS: Mapping[Gravity, tuple[int, int]] = MappingProxyType(
+    {
+        Gravity.CENTRE: (1, 1),
+        Gravity.NORTH: (1, 0),
+        Gravity.NORTHEAST: (2, 0),
+        Gravity.EAST: (2, 1),
+        Gravity.SOUTHEAST: (2, 2),
+        Gravity.SOUTH: (1, 2),
+        Gravity.SOUTHWEST: (0, 2),
+        Gravity.WEST: (0, 1),
+        Gravity.NORTHWEST: (0, 0),
+    }
+)
 
 # Slack for comparing fractions computed in floating point.
 _EPSILON = 1e-6
@@ -57,18 +74,19 @@ def fit_inside(size: Size, box: Size) -> Size:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def cover(size: Size, box: Size) -> Rendition:
-    """The centre crop with the box's aspect, filling the box; at source resolution when the source is smaller."""
+def cover(size: Size, box: Size, gravity: Gravity = Gravity.CENTRE) -> Rendition:
+    """The crop with the box's aspect at `gravity`, filling the box; at source resolution when the source is smaller."""
     width, height = size
     box_width, box_height = box
     scale = min(width / box_width, height / box_height, 1.0)
     output = max(1, round(box_width * scale)), max(1, round(box_height * scale))
-    # The largest centred crop with the output's aspect, on whole source pixels (so that an unscaled crop stays sharp).
+    # The largest crop with the output's aspect, on whole source pixels (so that an unscaled crop stays sharp).
     if width * output[1] > height * output[0]:
         crop = min(width, max(1, round(height * output[0] / output[1]))), height
     else:
         crop = width, min(height, max(1, round(width * output[1] / output[0])))
-    left, top = (width - crop[0]) // 2, (height - crop[1]) // 2
+    across, down = _ANCHORS[gravity]
+    left, top = (width - crop[0]) * across // 2, (height - crop[1]) * down // 2
     region = (left / width, top / height, (left + crop[0]) / width, (top + crop[1]) / height)
     return Rendition(region, output)
 
@@ -76,7 +94,7 @@ def cover(size: Size, box: Size) -> Rendition:
 def plan(size: Size, variant: Variant) -> Rendition:
     """What a variant is made of, for an upright picture of `size` (its full, undecoded size)."""
     if variant.fit is Fit.COVER:
-        return cover(size, variant.box)
+        return cover(size, variant.box, variant.gravity)
     return Rendition(WHOLE, fit_inside(size, variant.box))
 
 

@@ -122,7 +122,7 @@ def _keeps_animation(opened: OpenedImage, options: ImagingOptions) -> bool:
         options.keep_animation
         and opened.frames > 1
         and opened.format in ANIMATED_FORMATS
-        and any(encoding.format.supports_animation for encoding in options.encodings)
+        and any(encoding.animates for encoding in options.encodings)
         and opened.frames * opened.image.width * opened.image.height <= ANIMATION_PIXEL_BUDGET
     )
 
@@ -274,7 +274,7 @@ def _encoded_image(encoding: Encoding, data: bytes) -> EncodedImage:
 
 def _make_animation(opened: OpenedImage, options: ImagingOptions) -> _Made:
     frames, durations = _decode_frames(opened, options)
-    loop = int(opened.image.info.get("loop", 0))
+    plays = _plays(opened.image)
     orientation = orientation_of(opened.image)
     upright = [orient(frame, orientation) for frame in frames]
     canvas = upright[0].size
@@ -285,8 +285,8 @@ def _make_animation(opened: OpenedImage, options: ImagingOptions) -> _Made:
         resized = [render(frame, WHOLE, rendition) for frame in upright]
         first_frames[rendition] = resized[0]
         for encoding in dict.fromkeys(options.encodings):
-            if encoding.format.supports_animation:
-                payloads[rendition, encoding] = encode_animation(resized, durations, loop, encoding)
+            if encoding.animates:
+                payloads[rendition, encoding] = encode_animation(resized, durations, plays, encoding)
             else:
                 payloads[rendition, encoding] = encode(resized[0], encoding, options.background)
     variants = tuple(
@@ -300,6 +300,17 @@ def _make_animation(opened: OpenedImage, options: ImagingOptions) -> _Made:
     largest = renditions[options.largest_variant.name]
     placeholder = make_placeholder(_smallest_with_region(first_frames, largest), options.background)
     return canvas, variants, placeholder, None
+
+
+def _plays(image: Image.Image) -> int:
+    """How many times the animation plays, 0 for ever. WebP and APNG store that number; a GIF stores the repeats
+    after the first play (0: for ever) in a NETSCAPE block, and without one it plays once."""
+    loop = image.info.get("loop")
+    if image.format != "GIF":
+        return int(loop or 0)
+    if loop is None:
+        return 1
+    return int(loop) + 1 if loop else 0
 
 
 def _decode_frames(opened: OpenedImage, options: ImagingOptions) -> tuple[list[Image.Image], list[int]]:
