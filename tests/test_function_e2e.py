@@ -67,7 +67,7 @@ def test_happy_path_writes_variants_and_the_document_the_app_reads(backend: Back
             f"{backend.storage_url}/storage/v1/b/{BUCKET}/o/"
             f"{variant['path'].replace('/', '%2F')}?alt=media&token={token_of(blob)}"
         )
-        assert blob.metadata == {"firebaseStorageDownloadTokens": token_of(blob)}
+        assert blob.metadata == {"firebaseStorageDownloadTokens": token_of(blob), "resizedImage": "true"}
         assert blob.cache_control == "public, max-age=31536000, immutable"
         assert blob.content_type == variant["contentType"] == "image/webp"
         body = backend.download_url(variant["url"]).content
