@@ -11,6 +11,8 @@ from enum import Enum
 from typing import Any, Protocol
 
 TOKEN_METADATA_KEY = "firebaseStorageDownloadTokens"
+# Custom metadata on an output that a new upload overwrites: the source generation it was made from.
+SOURCE_GENERATION_METADATA_KEY = "sourceGeneration"
 
 
 class ServerTime:
@@ -73,6 +75,15 @@ class ObjectStore(Protocol):
 
     def create(self, bucket: str, name: str, data: bytes, content_type: str, cache_control: str) -> str:
         """Write the object only if absent, with a fresh download token; return the token of the stored object."""
+
+    def create_or_replace(
+        self, bucket: str, name: str, data: bytes, content_type: str, cache_control: str, source_generation: int
+    ) -> str:
+        """Write the object made from `source_generation` unless it holds that generation's or a newer one's already.
+
+        An object made from an older generation (or not marked with one) is replaced and keeps its download token, so
+        URLs already handed out serve the new bytes; an absent one gets a fresh token. Return the stored object's token.
+        """
 
     def delete(self, bucket: str, name: str, generation: int) -> None:
         """Delete exactly this generation; nothing happens if it is already gone."""

@@ -13,8 +13,8 @@ from typing import Any
 from image_pipeline.errors import RouteError
 from image_pipeline.model_files import model_location
 from image_pipeline.options import CutoutFamily, CutoutSpec, Encoding, Fit, ImagingOptions, OutputFormat, Variant
+from image_pipeline.output_names import DEFAULT_NAMES, Names
 from image_pipeline.routes import (
-    DEFAULT_CACHE_CONTROL,
     DeleteOriginal,
     Mirror,
     MissingDocument,
@@ -22,6 +22,7 @@ from image_pipeline.routes import (
     Route,
     Template,
     check_table,
+    default_cache_control,
 )
 
 ROUTE_NAME = re.compile(r"[a-z0-9-]{1,32}")
@@ -33,7 +34,7 @@ SHA256 = re.compile(r"[0-9a-f]{64}")
 _MAX_EDGE = 16384
 _KEYS = frozenset(
     {"name", "match", "document", "field", "require", "missing", "owner", "output", "formats", "quality", "mirror",
-     "cache_control", "delete_original", "keep_animation", "background", "variants", "cutout"}
+     "names", "cache_control", "delete_original", "keep_animation", "background", "variants", "cutout"}
 )  # fmt: skip
 _REQUIRED = ("name", "match", "document", "field", "output", "variants")
 _CUTOUT_KEYS = ("family", "uri", "sha256", "trim")
@@ -77,6 +78,7 @@ def _parse_route(table: Mapping[str, Any], index: int, limits: ImagingOptions, s
         if key not in table:
             raise RouteError(f"{label}: missing key {key!r}", key)
     encodings = reader.encodings()
+    names = reader.parsed("names", Names.parse) if "names" in table else DEFAULT_NAMES
     imaging = replace(
         limits,
         variants=reader.variants(),
@@ -96,7 +98,8 @@ def _parse_route(table: Mapping[str, Any], index: int, limits: ImagingOptions, s
             missing=reader.choice("missing", MissingDocument, MissingDocument.WAIT),
             owner=reader.owner(),
             mirror=reader.mirror(),
-            cache_control=reader.optional_text("cache_control") or DEFAULT_CACHE_CONTROL,
+            names=names,
+            cache_control=reader.optional_text("cache_control") or default_cache_control(names),
             delete_original=reader.choice("delete_original", DeleteOriginal, DeleteOriginal.NEVER),
             cutout=reader.cutout(),
         )

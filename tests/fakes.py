@@ -39,6 +39,7 @@ class StoredObject:
     content_type: str | None = None
     cache_control: str | None = None
     token: str | None = None
+    source_generation: int | None = None  # the sourceGeneration marker of an output that a new upload overwrites
 
 
 @dataclass
@@ -77,6 +78,21 @@ class MemoryObjects:
         self._next_generation += 1
         token = str(uuid.uuid4())
         self.objects[(bucket, name)] = StoredObject(data, self._next_generation, content_type, cache_control, token)
+        return token
+
+    def create_or_replace(
+        self, bucket: str, name: str, data: bytes, content_type: str, cache_control: str, source_generation: int
+    ) -> str:
+        self._check()
+        self.creates += 1
+        existing = self.objects.get((bucket, name))
+        made_from = existing.source_generation if existing else None
+        if existing is not None and made_from is not None and made_from >= source_generation:
+            return existing.token
+        token = existing.token if existing and existing.token else str(uuid.uuid4())
+        self._next_generation += 1
+        stored = StoredObject(data, self._next_generation, content_type, cache_control, token, source_generation)
+        self.objects[(bucket, name)] = stored
         return token
 
     def delete(self, bucket: str, name: str, generation: int) -> None:

@@ -374,7 +374,7 @@ def test_explain_recognises_an_output(capsys, routes_file) -> None:
     code, out, _ = run(capsys, "routes", "explain", "avatars/u1/me-1-small.avif", "--routes-file", str(routes_file))
 
     assert code == 1
-    assert "it has the shape of an output of route 'avatar' (avatars/{uid}/...)" in out
+    assert "it has the shape of an output of route 'avatar' (avatars/{uid}/{stem}-{generation}-{variant}.{ext})" in out
 
 
 def test_explain_uses_the_built_in_route_without_routes_file(capsys, monkeypatch) -> None:
