@@ -15,6 +15,8 @@ TOKEN_METADATA_KEY = "firebaseStorageDownloadTokens"
 # Custom metadata on every output of every route, as the Resize Images extension marks its own: extension routes skip
 # objects that carry it, so no route's outputs are taken as uploads by an extension route.
 RESIZED_IMAGE_MARK = "resizedImage"
+# Custom metadata on an output that a new upload overwrites: the source generation it was made from.
+SOURCE_GENERATION_METADATA_KEY = "sourceGeneration"
 
 
 class ServerTime:
@@ -98,6 +100,15 @@ class ObjectStore(Protocol):
     def create(self, bucket: str, name: str, data: bytes, content_type: str, cache_control: str) -> str:
         """Write the object only if absent, with a fresh download token and the RESIZED_IMAGE_MARK; return the token
         of the stored object."""
+
+    def create_or_replace(
+        self, bucket: str, name: str, data: bytes, content_type: str, cache_control: str, source_generation: int
+    ) -> str:
+        """Write the object made from `source_generation` unless it holds that generation's or a newer one's already.
+
+        An object made from an older generation (or not marked with one) is replaced and keeps its download token, so
+        URLs already handed out serve the new bytes; an absent one gets a fresh token. Return the stored object's token.
+        """
 
     def delete(self, bucket: str, name: str, generation: int) -> None:
         """Delete exactly this generation; nothing happens if it is already gone."""

@@ -16,7 +16,8 @@ from types import MappingProxyType
 
 from image_pipeline.errors import RouteError
 from image_pipeline.model_files import ModelObject, model_location
-from image_pipeline.options import CutoutSpec, ImagingOptions
+from image_pipeline.options import CutoutSpec, ImagingOptions, Variant
+from image_pipeline.output_names import DEFAULT_NAMES, STEM, VALUE_CHARS, Names, Shape, common_name
 
 # fullmatch, not match with `$`: `$` also matches before a trailing newline ("user\n" would pass).
 CAPTURE_VALUE = re.compile(r"[A-Za-z0-9_-]{1,128}")
@@ -25,8 +26,9 @@ _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _CAPTURE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,31}")
 _UNSAFE_STEM_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
 _MAX_STEM = 64
-STEM = "stem"
 DEFAULT_CACHE_CONTROL = "public, max-age=31536000, immutable"
+# For names without {generation}: a re-upload overwrites the outputs, which caches must then fetch again.
+SHORT_CACHE_CONTROL = "public, max-age=3600"
 
 
 class MissingDocument(str, Enum):
@@ -164,6 +166,7 @@ class Route:
     missing: MissingDocument = MissingDocument.WAIT
     owner: str | None = None
     mirror: Mirror = Mirror()
+    names: Names = DEFAULT_NAMES
     cache_control: str = DEFAULT_CACHE_CONTROL
     delete_original: DeleteOriginal = DeleteOriginal.NEVER
     # Background removal before the variants are made (docs/cutout.md); None: the image as uploaded.
@@ -200,6 +203,29 @@ class Route:
             )
         if self.missing is MissingDocument.CREATE and self.require:
             raise ValueError('missing: "create" with "require" is refused: the first uploader would own the document')
+        self.names.check(self.imaging.variants, [encoding.format for encoding in self.imaging.encodings])
+        if not self.names.has_generation:
+            self._check_outputs_name_their_document()
+
+    def _check_outputs_name_their_document(self) -> None:
+        """Without {generation}, uploads whose outputs share names must share the document that records them.
+
+        Otherwise one document's URLs would serve another upload's image. So every part of the document path must be
+        read from an output's name: a placeholder alone in a folder of `output` (text around it is fine), or the stem
+        in `names`.
+        """
+        alone = (Template(folder).placeholders() for folder in self.output.text.split("/"))
+        told = {found[0] for found in alone if len(found) == 1}
+        if self.names.has_stem:
+            told.add(STEM)
+        untold = [name for name in self.document.placeholders() if name not in told]
+        if untold:
+            raise ValueError(
+                f"names: without {{generation}}, outputs are named by their folder and names only, but "
+                f"{{{untold[0]}}} of document {self.document.text!r} is in neither (alone in a folder of output, or "
+                "{stem} in names): uploads recorded in two documents would overwrite each other's outputs; add it to "
+                "output or names, or add {generation}"
+            )
 
     def _require_items(self) -> tuple[tuple[str, Template], ...]:
         return tuple((f"require.{path}", template) for path, template in self.require.items())
@@ -209,11 +235,29 @@ class Route:
         return {**captures, STEM: clean_stem(file_name)}
 
     def output_path(self, values: Mapping[str, str], generation: int, variant: str, extension: str) -> str:
-        """The name of one output: `{output}{stem}-{generation}-{variant}.{ext}`.
+        """The name of one output: the rendered `output` folder, then `names` (`{stem}-{generation}-{variant}.{ext}`).
 
         Deterministic, so that a retry of a generation writes (and finds) the same objects.
         """
-        return self.output.render(values) + output_file_name(values[STEM], generation, variant, extension)
+        chosen = next(item for item in self.imaging.variants if item.name == variant)
+        return self.output.render(values) + self.names.render(values[STEM], generation, chosen, extension)
+
+    def shared_output_name(self, other: Route) -> str | None:
+        """An object name both this route and `other` could write (for some captures and stems), or None."""
+        folder = common_name(_folder_shape(self.output), _folder_shape(other.output))
+        if folder is None:
+            return None
+        for mine, my_extension in self._outputs():
+            for theirs, their_extension in other._outputs():
+                name = common_name(self.names.shape(mine, my_extension), other.names.shape(theirs, their_extension))
+                if name is not None:
+                    return folder + name
+        return None
+
+    def _outputs(self) -> list[tuple[Variant, str]]:
+        """Every variant with every format's extension: the outputs of one upload."""
+        encodings = self.imaging.encodings
+        return [(variant, encoding.format.extension) for variant in self.imaging.variants for encoding in encodings]
 
     def outputs_could_match(self, other: Route) -> bool:
         """Whether an object this route writes could fit `other`'s match pattern (a loop)."""
@@ -225,6 +269,12 @@ class Route:
                 return False
         # The last segment of a match is a capture that takes any file name, so ours fits it.
         return True
+
+
+def _folder_shape(folder: Template) -> Shape:
+    """The spellings of a rendered output folder: each placeholder 1 or more of A-Z a-z 0-9 _ -."""
+    pieces = _PLACEHOLDER.split(folder.text)
+    return tuple(item for i, piece in enumerate(pieces) for item in (piece if i % 2 == 0 else (VALUE_CHARS,)))
 
 
 def _segments_intersect(folder: Template, segment: str, capture: str | None) -> bool:
@@ -243,13 +293,14 @@ def clean_stem(file_name: str) -> str:
     return _UNSAFE_STEM_CHARS.sub("_", stem)[:_MAX_STEM].strip("_") or "image"
 
 
-def output_file_name(stem: str, generation: int, variant: str, extension: str) -> str:
-    """`{stem}-{generation}-{variant}.{ext}`: deterministic, so a retry of a generation writes the same names."""
-    return f"{stem}-{generation}-{variant}.{extension}"
+def default_cache_control(names: Names) -> str:
+    """A route's `Cache-Control` when it sets none: long and immutable unless a re-upload overwrites its outputs."""
+    return DEFAULT_CACHE_CONTROL if names.has_generation else SHORT_CACHE_CONTROL
 
 
 def check_table(routes: tuple[Route, ...], names: list[str] | None = None) -> None:
-    """Refuse a table with repeated names, or where an output of any route could be taken as a source (a loop).
+    """Refuse a table with repeated names, where an output of any route could be taken as a source (a loop), or where
+    a route that overwrites its outputs (no {generation}) could overwrite another route's.
 
     `names` are every route's in the file, extension routes included (the routes' own by default).
     """
@@ -269,6 +320,28 @@ def check_table(routes: tuple[Route, ...], names: list[str] | None = None) -> No
                     "its outputs would trigger the function again"
                 )
                 raise RouteError(f"route {writer.name!r}: output {problem}", "output", problem, other_key="match")
+    check_shared_names(routes)
+
+
+def check_shared_names(routes: tuple[Route, ...]) -> None:
+    """Refuse two routes whose outputs could get one name when either has no {generation} in its names.
+
+    With {generation} in both, two uploads' names differ by their generations; without, the later upload would
+    replace the other route's object, and the other route's manifest would serve its image.
+    """
+    for index, first in enumerate(routes):
+        for second in routes[index + 1 :]:
+            if first.names.has_generation and second.names.has_generation:
+                continue
+            shared = first.shared_output_name(second)
+            if shared is not None:
+                blamed, other = (second, first) if not second.names.has_generation else (first, second)
+                problem = (
+                    f"{blamed.names.text!r} in {blamed.output.text!r} and route {other.name!r}'s {other.names.text!r} "
+                    f"in {other.output.text!r} could both write {shared!r}, and without {{generation}} an upload "
+                    "overwrites what is there: give each route an output folder of its own"
+                )
+                raise RouteError(f"route {blamed.name!r}: names: {problem}", "names", problem, other_key="output")
 
 
 def _route_error(route: str, key: str, problem: str) -> RouteError:

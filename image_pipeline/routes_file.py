@@ -22,8 +22,8 @@ from image_pipeline.extension.route import (
 )
 from image_pipeline.model_files import model_location
 from image_pipeline.options import CutoutFamily, CutoutSpec, Encoding, Fit, ImagingOptions, OutputFormat, Variant
+from image_pipeline.output_names import DEFAULT_NAMES, Names
 from image_pipeline.routes import (
-    DEFAULT_CACHE_CONTROL,
     DeleteOriginal,
     Mirror,
     MissingDocument,
@@ -31,6 +31,7 @@ from image_pipeline.routes import (
     Route,
     Template,
     check_table,
+    default_cache_control,
 )
 
 ROUTE_NAME = re.compile(r"[a-z0-9-]{1,32}")
@@ -42,7 +43,7 @@ SHA256 = re.compile(r"[0-9a-f]{64}")
 _MAX_EDGE = 16384
 _KEYS = frozenset(
     {"name", "match", "document", "field", "require", "missing", "owner", "output", "formats", "quality", "mirror",
-     "cache_control", "delete_original", "keep_animation", "background", "variants", "cutout"}
+     "names", "cache_control", "delete_original", "keep_animation", "background", "variants", "cutout"}
 )  # fmt: skip
 _REQUIRED = ("name", "match", "document", "field", "output", "variants")
 # The formats a [[route]] may name (docs/routes.md). The core also writes GIF and TIFF: extension routes reproduce
@@ -121,6 +122,7 @@ def _parse_route(table: Mapping[str, Any], index: int, limits: ImagingOptions, s
         if key not in table:
             raise RouteError(f"{label}: missing key {key!r}", key)
     encodings = reader.encodings()
+    names = reader.parsed("names", Names.parse) if "names" in table else DEFAULT_NAMES
     imaging = replace(
         limits,
         variants=reader.variants(),
@@ -140,7 +142,8 @@ def _parse_route(table: Mapping[str, Any], index: int, limits: ImagingOptions, s
             missing=reader.choice("missing", MissingDocument, MissingDocument.WAIT),
             owner=reader.owner(),
             mirror=reader.mirror(),
-            cache_control=reader.optional_text("cache_control") or DEFAULT_CACHE_CONTROL,
+            names=names,
+            cache_control=reader.optional_text("cache_control") or default_cache_control(names),
             delete_original=reader.choice("delete_original", DeleteOriginal, DeleteOriginal.NEVER),
             cutout=reader.cutout(),
         )

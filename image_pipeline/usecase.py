@@ -169,13 +169,16 @@ def store_variants(upload: Upload, variants: tuple[RenderedVariant, ...], object
     """Write every variant in every format, largest first; one with more bytes than a larger one is not stored.
 
     Such a variant repeats the larger variant's object instead (firebase/extensions#605): a thumbnail must never
-    cost more to download than the bigger image.
+    cost more to download than the bigger image. Not on a route whose names have no {generation}: there every name
+    must hold the latest upload's image, since clients may build the names themselves, and a name left unwritten
+    would keep the previous upload's.
     """
     stored: StoredVariants = {variant.name: {} for variant in variants}
     by_size = sorted(variants, key=lambda variant: variant.width * variant.height, reverse=True)
+    never_bigger = upload.route.names.has_generation
     for index, variant in enumerate(by_size):
         for encoded in variant.encodings:
-            larger = _smaller_larger_encoding(by_size[:index], variant, encoded)
+            larger = _smaller_larger_encoding(by_size[:index], variant, encoded) if never_bigger else None
             if larger is not None:
                 stored[variant.name][encoded.format] = stored[larger.name][encoded.format].repeating(larger.name)
             else:
@@ -196,9 +199,19 @@ def _smaller_larger_encoding(
 
 
 def _store(upload: Upload, variant: RenderedVariant, encoded: EncodedImage, objects: ObjectStore) -> StoredImage:
-    """Write one encoding (or find it written by an earlier attempt) and describe it."""
+    """Write one encoding (or find it written by an earlier attempt) and describe it.
+
+    Names with {generation} are new for every upload, so an existing object is this generation's: kept. Names without
+    it are the previous upload's outputs too, which this generation replaces (and a retry of it keeps).
+    """
     path = upload.output_path(variant.name, encoded.extension)
-    token = objects.create(upload.bucket, path, encoded.data, encoded.content_type, upload.route.cache_control)
+    route = upload.route
+    if route.names.has_generation:
+        token = objects.create(upload.bucket, path, encoded.data, encoded.content_type, route.cache_control)
+    else:
+        token = objects.create_or_replace(
+            upload.bucket, path, encoded.data, encoded.content_type, route.cache_control, upload.generation
+        )
     return StoredImage(path, token, variant.width, variant.height, encoded.bytes, encoded.content_type)
 
 

@@ -13,7 +13,15 @@ from typing import Any
 from image_pipeline.errors import ImageRejected, ModelUnusable, RejectionCode, TransientError
 from image_pipeline.model_files import LoadedCutout
 from image_pipeline.options import CutoutSpec, ImagingOptions
-from image_pipeline.ports import RESIZED_IMAGE_MARK, TOKEN_METADATA_KEY, Decide, Decision, ObjectMetadata, ServerTime
+from image_pipeline.ports import (
+    RESIZED_IMAGE_MARK,
+    SOURCE_GENERATION_METADATA_KEY,
+    TOKEN_METADATA_KEY,
+    Decide,
+    Decision,
+    ObjectMetadata,
+    ServerTime,
+)
 from image_pipeline.ports import StoredObject as PortStoredObject
 from image_pipeline.results import (
     CutoutFacts,
@@ -42,6 +50,7 @@ class StoredObject:
     token: str | None = None
     metadata: ObjectMetadata = field(default_factory=ObjectMetadata)
     public: bool = False
+    source_generation: int | None = None  # the sourceGeneration marker of an output that a new upload overwrites
 
 
 @dataclass
@@ -86,6 +95,34 @@ class MemoryObjects:
                                   custom={TOKEN_METADATA_KEY: token, RESIZED_IMAGE_MARK: "true"})  # fmt: skip
         stored = StoredObject(data, self._next_generation, content_type, cache_control, token, metadata)
         self.objects[(bucket, name)] = stored
+        return token
+
+    def create_or_replace(
+        self, bucket: str, name: str, data: bytes, content_type: str, cache_control: str, source_generation: int
+    ) -> str:
+        self._check()
+        self.creates += 1
+        existing = self.objects.get((bucket, name))
+        made_from = existing.source_generation if existing else None
+        if existing is not None and made_from is not None and made_from >= source_generation:
+            return existing.token
+        token = existing.token if existing and existing.token else str(uuid.uuid4())
+        self._next_generation += 1
+        custom = {
+            TOKEN_METADATA_KEY: token,
+            RESIZED_IMAGE_MARK: "true",
+            SOURCE_GENERATION_METADATA_KEY: str(source_generation),
+        }
+        metadata = ObjectMetadata(content_type, cache_control=cache_control, custom=custom)
+        self.objects[(bucket, name)] = StoredObject(
+            data,
+            self._next_generation,
+            content_type,
+            cache_control,
+            token,
+            metadata,
+            source_generation=source_generation,
+        )
         return token
 
     def delete(self, bucket: str, name: str, generation: int) -> None:

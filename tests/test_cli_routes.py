@@ -223,6 +223,11 @@ def test_check_without_a_file_reads_routes_file(capsys, monkeypatch, routes_file
             ["route 'avatar'", "name: used by more than one route"],
             id="duplicate-name",
         ),
+        pytest.param(
+            ROUTES.replace('formats = ["avif", "webp"]', 'formats = ["avif", "webp"]\nnames = "{stem}_{box}.webp"'),
+            ["route 'avatar'", "names:", "must end in '.{ext}'"],
+            id="names",
+        ),
         pytest.param("[[route]\n", ["not valid TOML"], id="not-toml"),
     ],
 )
@@ -374,7 +379,54 @@ def test_explain_recognises_an_output(capsys, routes_file) -> None:
     code, out, _ = run(capsys, "routes", "explain", "avatars/u1/me-1-small.avif", "--routes-file", str(routes_file))
 
     assert code == 1
-    assert "it has the shape of an output of route 'avatar' (avatars/{uid}/...)" in out
+    assert "it has the shape of an output of route 'avatar' (avatars/{uid}/{stem}-{generation}-{variant}.{ext})" in out
+
+
+PICTURES = """
+[[route]]
+name = "pictures"
+match = "users/{uid}/pictures/{file}"
+document = "users/{uid}/pictures/{stem}"
+field = "image"
+output = "users/{uid}/pictures/thumbs/"
+names = "{stem}_{box}.{ext}"
+[route.variants]
+small = { box = "200x200" }
+"""
+
+
+def test_check_and_explain_show_custom_names_and_that_they_are_overwritten(capsys, tmp_path: Path) -> None:
+    path = tmp_path / "routes.toml"
+    path.write_text(PICTURES)
+
+    _, checked, _ = run(capsys, "routes", "check", str(path))
+    code, explained, _ = run(capsys, "routes", "explain", "users/u1/pictures/Me.jpg", "--routes-file", str(path))
+
+    assert code == 0
+    assert (
+        "output users/{uid}/pictures/thumbs/{stem}_{box}.{ext} (overwritten by each new upload: no {generation})"
+        in (block(checked, "pictures"))
+    )
+    assert "cache_control public, max-age=3600" in block(checked, "pictures")
+    lines = [" ".join(line.split()) for line in explained.splitlines()]
+    assert lines[-2:] == [
+        "outputs (names without {generation}: each upload overwrites the one before's):",
+        "small webp users/u1/pictures/thumbs/Me_200x200.webp",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "recognised"),
+    [("users/u1/pictures/thumbs/Me_200x200.webp", True), ("users/u1/pictures/thumbs/Me-1-small.webp", False)],
+)
+def test_explain_recognises_an_output_by_its_names(capsys, tmp_path: Path, name: str, recognised: bool) -> None:
+    path = tmp_path / "routes.toml"
+    path.write_text(PICTURES)
+
+    code, out, _ = run(capsys, "routes", "explain", name, "--routes-file", str(path))
+
+    assert code == 1
+    assert ("it has the shape of an output of route 'pictures'" in out) is recognised
 
 
 def test_explain_uses_the_built_in_route_without_routes_file(capsys, monkeypatch) -> None:

@@ -16,8 +16,7 @@ import pytest
 from PIL import Image
 
 from image_pipeline.devtools import emulators
-from image_pipeline.extension.resize import GENERATION_MARK
-from image_pipeline.ports import TOKEN_METADATA_KEY
+from image_pipeline.ports import SOURCE_GENERATION_METADATA_KEY, TOKEN_METADATA_KEY
 from tests.backend import Backend, photo, token_of
 from tests.eventarc_stub import EventarcStub
 
@@ -112,7 +111,7 @@ def test_an_upload_gets_the_extensions_outputs_metadata_and_events(app: Backend,
     assert (image.format, image.size) == ("WEBP", (640, 480))
     assert (large.content_type, large.cache_control) == ("image/webp", "max-age=86400")
     assert large.metadata["resizedImage"] == "true" and large.metadata["owner"] == "u1"
-    assert token_of(large) != "T1" and large.metadata[GENERATION_MARK] == resource["generation"]
+    assert token_of(large) != "T1" and large.metadata[SOURCE_GENERATION_METADATA_KEY] == resource["generation"]
     assert types_of(events_stub) == ["onStart", "onStartResize", "onSuccess", "onCompletion"]
     success = events_stub.events[2]
     assert success["source"] == "projects/demo-image-pipeline/instances/storage-resize-images"

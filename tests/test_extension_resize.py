@@ -13,17 +13,11 @@ from typing import Any
 import pytest
 
 from image_pipeline.errors import TransientError
-from image_pipeline.extension.resize import (
-    EVENTS_MARK,
-    GENERATION_MARK,
-    ExtensionTrace,
-    Finalize,
-    handle_finalize,
-)
+from image_pipeline.extension.resize import EVENTS_MARK, ExtensionTrace, Finalize, handle_finalize
 from image_pipeline.extension.route import ExtensionRoute
 from image_pipeline.options import ImagingOptions
 from image_pipeline.policy import Policy
-from image_pipeline.ports import TOKEN_METADATA_KEY, ObjectMetadata, Outcome
+from image_pipeline.ports import SOURCE_GENERATION_METADATA_KEY, TOKEN_METADATA_KEY, ObjectMetadata, Outcome
 from image_pipeline.routes_file import parse_routes
 from image_pipeline.usecase import Dependencies
 from tests.fakes import NOT_AN_IMAGE, MemoryDocuments, MemoryObjects, MemoryPublisher, fake_make_variants
@@ -99,7 +93,7 @@ def test_every_type_at_every_size_is_written_with_the_extensions_names_and_metad
         custom = world.custom(name)
         assert (stored.metadata.content_type, stored.metadata.cache_control) == (content_type, "max-age=86400")
         assert stored.metadata.content_disposition == f"inline; filename*=utf-8''{name.rsplit('/', 1)[1]}"
-        assert (custom["owner"], custom["resizedImage"], custom[GENERATION_MARK]) == (
+        assert (custom["owner"], custom["resizedImage"], custom[SOURCE_GENERATION_METADATA_KEY]) == (
             "u1",
             "true",
             str(finalize.generation),
@@ -266,7 +260,7 @@ def test_a_new_generation_replaces_the_outputs_with_new_tokens(world: World) -> 
     assert world.handle(route, second) is Outcome.COMPLETE
 
     now = world.custom("images/a_200x200.jpg")
-    assert now[GENERATION_MARK] == str(second.generation) != first[GENERATION_MARK]
+    assert now[SOURCE_GENERATION_METADATA_KEY] == str(second.generation) != first[SOURCE_GENERATION_METADATA_KEY]
     assert now[TOKEN_METADATA_KEY] != first[TOKEN_METADATA_KEY]
     assert b"second" in world.stored("images/a_200x200.jpg").data
 

@@ -1,6 +1,7 @@
 """The real adapters against fake-gcs-server and the Firestore emulator.
 
-Exact generations, create-only uploads, guarded transactions, bounded failures.
+Exact generations, create-only uploads, replaces for a newer source generation only, guarded transactions, bounded
+failures.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import pytest
 from image_pipeline.errors import TransientError
 from image_pipeline.gateway import firestore as firestore_gateway
 from image_pipeline.gateway import storage as storage_gateway
-from image_pipeline.ports import SERVER_TIME, Decision, ObjectMetadata, Outcome
+from image_pipeline.ports import SERVER_TIME, TOKEN_METADATA_KEY, Decision, ObjectMetadata, Outcome
 from tests.backend import BUCKET, Backend, token_of
 
 
@@ -49,6 +50,58 @@ def test_create_writes_once_and_a_second_create_returns_the_first_token(backend:
         b"one",
         "image/webp",
         "public, max-age=60",
+    )
+
+
+def test_create_or_replace_replaces_an_older_generations_object_keeping_its_token(backend: Backend, objects) -> None:
+    name, cache = "out/a_256x256.webp", "public, max-age=3600"
+    first = objects.create_or_replace(BUCKET, name, b"one", "image/webp", cache, source_generation=10)
+    created = backend.bucket.get_blob(name)
+    retried = objects.create_or_replace(BUCKET, name, b"one again", "image/webp", cache, source_generation=10)
+    assert backend.bucket.get_blob(name).generation == created.generation  # a retry rewrites nothing
+
+    replaced = objects.create_or_replace(BUCKET, name, b"two", "image/webp", cache, source_generation=11)
+    late = objects.create_or_replace(BUCKET, name, b"late", "image/webp", cache, source_generation=10)
+
+    blob = backend.bucket.get_blob(name)
+    assert first == retried == replaced == late == token_of(blob)
+    assert blob.generation != created.generation
+    assert (blob.download_as_bytes(), blob.metadata["sourceGeneration"], blob.cache_control) == (b"two", "11", cache)
+
+
+def test_create_or_replace_never_overwrites_a_newer_generation_that_raced_in(backend: Backend, objects, monkeypatch):
+    name = "out/a_256x256.webp"
+    objects.create_or_replace(BUCKET, name, b"ten", "image/webp", "c", source_generation=10)
+    read = objects._get
+
+    def read_then_lose_the_race(bucket: str, name: str):
+        stale = read(bucket, name)
+        monkeypatch.setattr(objects, "_get", read)
+        # Generation 12's event replaces the object between this read and the upload that relies on it.
+        storage_gateway.connect(timeout_s=5, retry_s=1).create_or_replace(
+            bucket, name, b"twelve", "image/webp", "c", source_generation=12
+        )
+        return stale
+
+    monkeypatch.setattr(objects, "_get", read_then_lose_the_race)
+    objects.create_or_replace(BUCKET, name, b"eleven", "image/webp", "c", source_generation=11)
+
+    blob = backend.bucket.get_blob(name)
+    assert (blob.download_as_bytes(), blob.metadata["sourceGeneration"]) == (b"twelve", "12")
+
+
+def test_create_or_replace_takes_over_an_object_it_did_not_write_keeping_its_tokens(backend: Backend, objects) -> None:
+    backend.upload(
+        "out/a_200x200.jpeg", b"the extension's", metadata={TOKEN_METADATA_KEY: "t1,t2", "resizedImage": "true"}
+    )
+
+    token = objects.create_or_replace(BUCKET, "out/a_200x200.jpeg", b"ours", "image/jpeg", "c", source_generation=5)
+
+    blob = backend.bucket.get_blob("out/a_200x200.jpeg")
+    assert token == "t1"
+    assert (blob.download_as_bytes(), blob.metadata) == (
+        b"ours",
+        {TOKEN_METADATA_KEY: "t1,t2", "sourceGeneration": "5"},
     )
 
 

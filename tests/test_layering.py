@@ -1,9 +1,9 @@
 """Import layering, read from the source with `ast` (imports inside functions included, nothing is imported).
 
 The imaging core never talks to Google; the gateway never touches pixels; the domain modules (uploads, use case,
-ports, settings, errors, logs, options, results, routes, model_files, deploy_plan, the extension package) use only the
-standard library and each other, so the skip path, the settings command and deploy.sh's plan load neither Pillow nor
-a Google client.
+ports, settings, errors, logs, options, results, routes, output_names, model_files, deploy_plan, the extension
+package) use only the standard library and each other, so the skip path, the settings command and deploy.sh's plan
+load neither Pillow nor a Google client.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ DOMAIN = (
     "options",
     "results",
     "routes",
+    "output_names",
     "routes_file",
     "rules",
     "model_files",

@@ -12,6 +12,7 @@ from image_pipeline.__main__ import main
 from image_pipeline.batch.prune import Prune, orphan_of
 from image_pipeline.manifest import read as read_manifest
 from image_pipeline.options import ImagingOptions
+from image_pipeline.output_names import Names
 from image_pipeline.routes import MissingDocument, Pattern, Route, Template
 from image_pipeline.settings import Settings
 from tests.fakes import MemoryDocuments, MemoryObjects
@@ -229,6 +230,42 @@ def test_orphan_of(resource, orphan):
 def test_yes_alone_is_a_usage_error(capsys):
     assert main(["backfill", "--bucket", BUCKET, "--yes"]) == 2
     assert "--yes only confirms --prune" in capsys.readouterr().err
+
+
+PICTURES = Route(
+    "pictures",
+    Pattern.parse("pictures/{uid}/{file}"),
+    Template("users/{uid}/pictures/{stem}"),
+    "image",
+    Template("pics/{uid}/"),
+    ImagingOptions(),
+    missing=MissingDocument.CREATE,
+    names=Names.parse("{stem}_{box}.{ext}"),
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "action"),
+    [
+        ("pics/u1/a_256x256.webp", "referenced"),
+        ("pics/u1/a_1_64x64.webp", "referenced"),  # the stem `a_1` holds what could follow a stem `a`
+        ("pics/u1/a_1024x1024.webp", "orphan"),  # a variant the manifest no longer names
+        ("pics/u1/gone_256x256.webp", "orphan"),  # its document is gone
+        ("pics/u1/a-1-thumb.webp", "not_ours"),  # not a name this route's names make
+        ("pics/u1/notes.txt", "not_ours"),
+    ],
+)
+def test_custom_names_are_read_back_to_their_documents(name: str, action: str) -> None:
+    objects, documents = DatedObjects(), MemoryDocuments()
+    documents.documents["users/u1/pictures/a"] = {"image": manifest("pics/u1/a_256x256.webp")}
+    documents.documents["users/u1/pictures/a_1"] = {"image": manifest("pics/u1/a_1_64x64.webp")}
+    objects.add(name)
+
+    reports: list[Any] = []
+    Prune(BUCKET, (PICTURES,), (PICTURES,), objects, documents, lambda: NOW, 3600, True, attempts=1).run(reports.append)
+
+    assert [report.action for report in reports] == [action]
+    assert (name in objects.names("")) is (action != "orphan")
 
 
 # --- On the emulators, through the CLI ------------------------------------------------------------------------

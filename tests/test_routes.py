@@ -22,7 +22,6 @@ from image_pipeline.routes import (
     Template,
     check_table,
     clean_stem,
-    output_file_name,
 )
 from image_pipeline.routes_file import RouteError, load_routes, parse_routes
 from image_pipeline.settings import Settings
@@ -624,8 +623,12 @@ def test_the_stem_is_the_cleaned_file_name(file_name: str, stem: str) -> None:
     assert clean_stem(file_name) == stem
 
 
-def test_output_file_names_are_stem_generation_variant_extension() -> None:
-    assert output_file_name("pic", 17, "thumb", "webp") == "pic-17-thumb.webp"
+def test_output_file_names_are_stem_generation_variant_extension_by_default() -> None:
+    route = parse_one(variants={"thumb": 256})
+
+    assert route.output_path({"uid": "u", "characterId": "c", "stem": "pic"}, 17, "thumb", "webp") == (
+        "showcase-images/u/c/pic-17-thumb.webp"
+    )
 
 
 def test_an_empty_table_is_refused_directly() -> None:

@@ -1,7 +1,8 @@
 """Loop safety by construction: no object a route writes is ever taken as a source, for any table start-up accepts.
 
 The property generates route tables from a small alphabet of literals, so that outputs and sources collide often:
-outputs inside source folders, sources starting with a capture, output segments mixing literals and placeholders.
+outputs inside source folders, sources starting with a capture, output segments mixing literals and placeholders,
+custom `names`.
 For every table `check_table` accepts, names under any output (captures and stems drawn to look like other
 routes' literals) are classified as `Skip("object matches no route")`, exactly as the function would.
 """
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 
 from image_pipeline.errors import ConfigurationError
 from image_pipeline.options import ImagingOptions, OutputFormat, Variant
+from image_pipeline.output_names import DEFAULT_NAMES, Names
 from image_pipeline.routes import (
     CAPTURE_VALUE,
     STEM,
@@ -24,7 +26,6 @@ from image_pipeline.routes import (
     Template,
     check_table,
     clean_stem,
-    output_file_name,
 )
 from image_pipeline.settings import Settings
 from image_pipeline.uploads import Skip, Upload, classify
@@ -34,6 +35,8 @@ LITERALS = ("a", "b", "raw", "out", "x-1", "u_2", "a.b", "v.1")
 CAPTURE_LIKE = tuple(literal for literal in LITERALS if CAPTURE_VALUE.fullmatch(literal))
 CAPTURE_NAMES = ("uid", "id", "p", "q")
 VARIANTS = (Variant("thumb", 256), Variant("x-1", 64), Variant("a", 1024))
+# A name is one segment whatever its template: loop safety holds for custom names as for the default.
+NAMES = (DEFAULT_NAMES, Names.parse("{stem}_{box}.{ext}"), Names.parse("{stem}.{variant}.{ext}"))
 
 
 @st.composite
@@ -87,6 +90,7 @@ def route_tables(draw: st.DrawFn) -> tuple[Route, ...]:
             field="manifest",
             output=Template(draw(output_folders(segments, matches))),
             imaging=ImagingOptions(variants=VARIANTS),
+            names=draw(st.sampled_from(NAMES)),
         )
         for index, segments in enumerate(matches)
     )
@@ -103,9 +107,9 @@ def written_name(draw: st.DrawFn, route: Route, table: tuple[Route, ...]) -> str
     captures = {name: draw(value) for name in route.match.captures[:-1] if name is not None}
     stem = draw(st.one_of(value, st.text(max_size=80).map(clean_stem)))
     folder = route.output.render({**captures, STEM: stem})
-    variant = draw(st.sampled_from(route.imaging.variants)).name
+    variant = draw(st.sampled_from(route.imaging.variants))
     extension = draw(st.sampled_from([output_format.extension for output_format in OutputFormat]))
-    return folder + output_file_name(stem, draw(st.integers(1, 2**63 - 1)), variant, extension)
+    return folder + route.names.render(stem, draw(st.integers(1, 2**63 - 1)), variant, extension)
 
 
 def accepted(table: tuple[Route, ...]) -> bool:

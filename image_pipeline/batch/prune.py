@@ -1,12 +1,12 @@
 """Prune: delete output objects that no manifest references (older generations, results of deleted sources).
 
 An output object belongs to the documents its name can have been made for: its route's output folder gives the
-captures, its file name `{stem}-{generation}-{variant}.{ext}` the stem, and the route's document template turns them
-into a document path. It is referenced when the manifest at the route's `field` in one of those documents names it
-(`variants.*.path`, `variants.*.formats.*.path`). A document whose source is gone still names its outputs, so they
-stay. Whatever cannot be told for sure is kept: objects no route's output folder fits, routes whose output folder does
-not name every part of their document path, objects younger than the safety age (an event in flight writes its
-objects before its manifest), and objects whose creation time is unknown.
+captures, its file name (the route's `names`, `{stem}-{generation}-{variant}.{ext}` by default) the stem, and the
+route's document template turns them into a document path. It is referenced when the manifest at the route's `field`
+in one of those documents names it (`variants.*.path`, `variants.*.formats.*.path`). A document whose source is gone
+still names its outputs, so they stay. Whatever cannot be told for sure is kept: objects no route's output folder
+fits, routes whose output folder and names do not give every part of their document path, objects younger than the
+safety age (an event in flight writes its objects before its manifest), and objects whose creation time is unknown.
 """
 
 from __future__ import annotations
@@ -29,10 +29,6 @@ from image_pipeline.logs import log
 from image_pipeline.ports import DocumentStore, ObjectStore
 from image_pipeline.routes import STEM, Route, Template
 
-# What follows the stem in `{stem}-{generation}-{variant}.{ext}`; a stem may itself hold `-digits-`, so every split
-# that fits is a candidate.
-_OUTPUT_FILE = re.compile(r"-[0-9]+-[a-z][a-z0-9_-]{0,31}\.[a-z0-9]+")
-_STEM = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _VALUE = "[A-Za-z0-9_-]{1,128}"
 # Manifests read per run are few per folder; a bounded cache spares the reads for the other variants and formats.
 _CACHE_SIZE = 4096
@@ -85,7 +81,9 @@ class OutputFolder:
                 return cls(route, None)  # a segment mixing text and placeholders cannot be split for sure
             pieces.append(f"(?P<{names[0]}>{_VALUE})" if names else re.escape(segment))
         named = {name for segment in segments for name in Template(segment).placeholders()}
-        if not set(route.document.placeholders()) <= named | {STEM}:
+        if route.names.has_stem:
+            named.add(STEM)
+        if not set(route.document.placeholders()) <= named:
             return cls(route, None)
         return cls(route, re.compile("/".join(pieces) + "/(?P<_file>[^/]+)"))
 
@@ -98,7 +96,7 @@ class OutputFolder:
     def fits(self, name: str) -> bool:
         """Whether the route can have written this object: directly in its folder, with an output file name."""
         folder, _, file_name = name.rpartition("/")
-        return bool(self.route.output.as_pattern().fullmatch(folder + "/")) and bool(_stems(file_name))
+        return bool(self.route.output.as_pattern().fullmatch(folder + "/")) and self.route.names.could_make(file_name)
 
     def documents(self, name: str) -> tuple[str, ...] | None:
         """Every document path this object can belong to; None when the folder cannot tell."""
@@ -106,17 +104,12 @@ class OutputFolder:
         if found is None:
             return None
         values = {key: value for key, value in found.groupdict().items() if key != "_file"}
-        stems = _stems(found.group("_file")) if STEM in self.route.document.placeholders() else ("",)
+        if STEM in self.route.document.placeholders() and self.route.names.has_stem:
+            # A stem may itself hold what follows it (`a-1-b` in `{stem}-{generation}-{variant}`): every split counts.
+            stems = self.route.names.stems(found.group("_file"))
+        else:
+            stems = (values.get(STEM, ""),)
         return tuple(dict.fromkeys(self.route.document.render({**values, STEM: stem}) for stem in stems))
-
-
-def _stems(file_name: str) -> tuple[str, ...]:
-    """Every stem the file name can have been made with (`{stem}-{generation}-{variant}.{ext}`)."""
-    return tuple(
-        file_name[:index]
-        for index, char in enumerate(file_name)
-        if char == "-" and _OUTPUT_FILE.fullmatch(file_name, index) and _STEM.fullmatch(file_name[:index])
-    )
 
 
 @dataclass(frozen=True)

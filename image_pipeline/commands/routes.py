@@ -152,7 +152,8 @@ def run_explain(args: argparse.Namespace) -> int:
             print(f"  route {route.name!r} ({route.match.text}): {mismatch(route, args.path)}")
         for route in routes:
             if _looks_like_output(route, args.path):
-                print(f"  it has the shape of an output of route {route.name!r} ({route.output.text}...).")
+                shape = route.output.text + route.names.text
+                print(f"  it has the shape of an output of route {route.name!r} ({shape}).")
     else:
         print("\n".join(explain_upload(found, routes, origin)))
     if extension_lines:
@@ -198,7 +199,7 @@ def describe(route: Route) -> list[str]:
         ("require", _pairs({path: template.text for path, template in route.require.items()}) or "(none)"),
         ("missing", route.missing.value),
         ("owner", f"{{{route.owner}}}" if route.owner else "(none: no client uploads in generated rules)"),
-        ("output", f"{route.output.text}{{stem}}-{{generation}}-{{variant}}.{{ext}}"),
+        ("output", f"{route.output.text}{route.names.text}{_overwritten(route)}"),
         ("formats", ", ".join(_encoding(encoding, index == 0) for index, encoding in enumerate(imaging.encodings))),
         ("variants", ", ".join(_variant(variant) for variant in imaging.variants)),
         ("mirror", _pairs({key: value for key, value in vars(route.mirror).items() if value}) or "(none)"),
@@ -229,7 +230,11 @@ def explain_upload(upload: Any, routes: Sequence[Route], origin: str) -> list[st
     if mirrored:
         lines.append(f"  {'mirror':<16}{_pairs(mirrored)}")
     lines.append(f"  {'source':<16}{_SOURCE[route.delete_original.value]}")
-    lines.append(f"  outputs for generation {upload.generation} (one bigger than a larger one is not written: sameAs):")
+    if route.names.has_generation:
+        heading = f"outputs for generation {upload.generation} (one bigger than a larger one is not written: sameAs)"
+    else:
+        heading = "outputs (names without {generation}: each upload overwrites the one before's)"
+    lines.append(f"  {heading}:")
     for variant in route.imaging.variants:
         for encoding in route.imaging.encodings:
             path = upload.output_path(variant.name, encoding.format.extension)
@@ -256,7 +261,11 @@ def mismatch(route: Route, name: str) -> str:
 
 def _looks_like_output(route: Route, name: str) -> bool:
     folder, _, file_name = name.rpartition("/")
-    return bool(file_name) and route.output.as_pattern().fullmatch(folder + "/") is not None
+    return route.output.as_pattern().fullmatch(folder + "/") is not None and route.names.could_make(file_name)
+
+
+def _overwritten(route: Route) -> str:
+    return "" if route.names.has_generation else "  (overwritten by each new upload: no {generation})"
 
 
 def _pairs(values: Mapping[str, str]) -> str:

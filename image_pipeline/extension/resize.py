@@ -4,11 +4,11 @@ Depends only on the ports, like usecase.py. What differs from the extension, on 
 images.md): an outage is retried instead of recorded as a failure; each output is encoded once; nothing is deleted
 on an attempt that will be retried; and a redelivered finalize changes nothing.
 
-**Redelivery.** Every output carries GENERATION_MARK, the generation it was made from. A redelivery finds outputs
-made from its generation and keeps them (no rewrite, no new token); when every output is there, and the route's
-events were published (EVENTS_MARK, set on the first output after onCompletion), it ends at once as a duplicate.
-Events that an interrupted attempt published are published again with the same ids (events.py), so a consumer can
-drop the repeat by id.
+**Redelivery.** Every output carries `sourceGeneration` (SOURCE_GENERATION_METADATA_KEY), the generation it was made
+from. A redelivery finds outputs made from its generation and keeps them (no rewrite, no new token); when every
+output is there, and the route's events were published (EVENTS_MARK, set on the first output after onCompletion),
+it ends at once as a duplicate. Events that an interrupted attempt published are published again with the same ids
+(events.py), so a consumer can drop the repeat by id.
 """
 
 from __future__ import annotations
@@ -28,13 +28,12 @@ from image_pipeline.extension.params import DeleteOriginalFile
 from image_pipeline.extension.route import ExtensionRoute, PlannedOutput, ResizePlan
 from image_pipeline.logs import log
 from image_pipeline.policy import Policy
-from image_pipeline.ports import ObjectMetadata, ObjectStore, Outcome
+from image_pipeline.ports import SOURCE_GENERATION_METADATA_KEY, ObjectMetadata, ObjectStore, Outcome
 from image_pipeline.results import ProcessedImage
 from image_pipeline.uploads import parse_digits, parse_timestamp
 from image_pipeline.usecase import Dependencies
 
 LOGGER = logging.getLogger("image_pipeline.extension")
-GENERATION_MARK = "resizedImageGeneration"
 EVENTS_MARK = "resizedImageEventsPublished"
 
 
@@ -189,13 +188,13 @@ def _handled_already(route: ExtensionRoute, finalize: Finalize, plan: ResizePlan
     generation = str(finalize.generation)
     first, *rest = plan.objects
     stored = objects.stat(finalize.bucket, first.path)
-    if stored is None or stored.custom.get(GENERATION_MARK) != generation:
+    if stored is None or stored.custom.get(SOURCE_GENERATION_METADATA_KEY) != generation:
         return False
     if route.publishing is not None and stored.custom.get(EVENTS_MARK) != generation:
         return False
     for output in rest:
         other = objects.stat(finalize.bucket, output.path)
-        if other is None or other.custom.get(GENERATION_MARK) != generation:
+        if other is None or other.custom.get(SOURCE_GENERATION_METADATA_KEY) != generation:
             return False
     return True
 
@@ -273,7 +272,7 @@ def _store(
         return False
     generation = str(finalize.generation)
     existing = objects.stat(finalize.bucket, output.path)
-    if existing is None or existing.custom.get(GENERATION_MARK) != generation:
+    if existing is None or existing.custom.get(SOURCE_GENERATION_METADATA_KEY) != generation:
         data = _encoded(processed, output)
         metadata = _output_metadata(route, finalize, output)
         written = objects.write(finalize.bucket, output.path, data, metadata, existing.generation if existing else 0)
@@ -286,7 +285,7 @@ def _store(
 def _raise_unless_written_by_a_twin(finalize: Finalize, output: PlannedOutput, objects: ObjectStore) -> None:
     """A refused write is fine if a concurrent delivery of this generation wrote the output; else try again later."""
     now = objects.stat(finalize.bucket, output.path)
-    if now is None or now.custom.get(GENERATION_MARK) != str(finalize.generation):
+    if now is None or now.custom.get(SOURCE_GENERATION_METADATA_KEY) != str(finalize.generation):
         raise TransientError(f"gs://{finalize.bucket}/{output.path} changed while it was being written")
 
 
@@ -306,7 +305,9 @@ def _output_metadata(route: ExtensionRoute, finalize: Finalize, output: PlannedO
         new_token=lambda: str(uuid.uuid4()),
     )
     return replace(
-        made, content_type=output.content_type, custom={**made.custom, GENERATION_MARK: str(finalize.generation)}
+        made,
+        content_type=output.content_type,
+        custom={**made.custom, SOURCE_GENERATION_METADATA_KEY: str(finalize.generation)},
     )
 
 
@@ -350,5 +351,5 @@ def _mark_events_published(finalize: Finalize, plan: ResizePlan, objects: Object
     """Mark the first output: a redelivery of this generation then publishes nothing more."""
     first = plan.objects[0]
     stored = objects.stat(finalize.bucket, first.path)
-    if stored is not None and stored.custom.get(GENERATION_MARK) == str(finalize.generation):
+    if stored is not None and stored.custom.get(SOURCE_GENERATION_METADATA_KEY) == str(finalize.generation):
         objects.add_custom(finalize.bucket, first.path, stored.generation, {EVENTS_MARK: str(finalize.generation)})

@@ -13,9 +13,17 @@ from google.cloud.storage.retry import DEFAULT_RETRY
 
 from image_pipeline.errors import TransientError
 from image_pipeline.gateway.outages import transient_on_outage
-from image_pipeline.ports import RESIZED_IMAGE_MARK, TOKEN_METADATA_KEY, ObjectMetadata, StoredObject
+from image_pipeline.ports import (
+    RESIZED_IMAGE_MARK,
+    SOURCE_GENERATION_METADATA_KEY,
+    TOKEN_METADATA_KEY,
+    ObjectMetadata,
+    StoredObject,
+)
 
 LIST_PAGE_SIZE = 1000
+# Uploads of one output that may race with ours (another generation's event) before a replace gives up for a retry.
+_REPLACE_ATTEMPTS = 3
 # Only what classifying an object needs; `nextPageToken` must be named or paging stops after one page.
 LIST_FIELDS = "items(bucket,name,generation,size,contentType,contentEncoding,updated,timeCreated),nextPageToken"
 
@@ -55,34 +63,80 @@ class CloudStorage:
     def create(self, bucket: str, name: str, data: bytes, content_type: str, cache_control: str) -> str:
         """Write the object only if absent, with a fresh token; if it exists, return its token instead."""
         token = str(uuid.uuid4())
+        if self._upload(bucket, name, data, content_type, cache_control, {TOKEN_METADATA_KEY: token}, 0):
+            return token
+        existing = self._get(bucket, name)
+        if existing is None:
+            raise TransientError(f"gs://{bucket}/{name} vanished between the refused upload and its read")
+        return self._token_of(existing)
+
+    def create_or_replace(
+        self, bucket: str, name: str, data: bytes, content_type: str, cache_control: str, source_generation: int
+    ) -> str:
+        """Write the object for `source_generation` unless it holds that generation's or a newer one's already.
+
+        Compare-and-swap on the object's generation: an upload that raced with ours is read again, so an older
+        generation's event never overwrites a newer one's output, and a retry of a generation never rewrites its own.
+        """
+        tokens, expected = str(uuid.uuid4()), 0  # 0: only if absent
+        for _ in range(_REPLACE_ATTEMPTS):
+            metadata = {TOKEN_METADATA_KEY: tokens, SOURCE_GENERATION_METADATA_KEY: str(source_generation)}
+            if self._upload(bucket, name, data, content_type, cache_control, metadata, expected):
+                return tokens.split(",")[0]
+            existing = self._get(bucket, name)
+            if existing is None:
+                expected = 0  # deleted since the refused upload: create it
+                continue
+            made_from = (existing.metadata or {}).get(SOURCE_GENERATION_METADATA_KEY, "")
+            if made_from.isdigit() and int(made_from) >= source_generation:
+                return self._token_of(existing)
+            # Made from an older upload (or by something else): replaced, keeping the URLs handed out for it.
+            tokens = (existing.metadata or {}).get(TOKEN_METADATA_KEY) or tokens
+            expected = existing.generation
+        raise TransientError(f"gs://{bucket}/{name} kept changing while it was being replaced")
+
+    def _upload(
+        self,
+        bucket: str,
+        name: str,
+        data: bytes,
+        content_type: str,
+        cache_control: str,
+        metadata: dict[str, str],
+        if_generation_match: int,
+    ) -> bool:
+        """Upload unless the object's generation is no longer `if_generation_match` (0: unless it exists); if it did."""
         blob = self._client.bucket(bucket).blob(name)
         blob.cache_control = cache_control
-        blob.metadata = {TOKEN_METADATA_KEY: token, RESIZED_IMAGE_MARK: "true"}
+        blob.metadata = {**metadata, RESIZED_IMAGE_MARK: "true"}
         # Variants are far below 8 MiB, so the library sends one multipart request (no resumable session).
         with transient_on_outage(f"upload gs://{bucket}/{name}"):
             try:
                 blob.upload_from_string(
                     data,
                     content_type=content_type,
-                    if_generation_match=0,
+                    if_generation_match=if_generation_match,
                     timeout=self._timeout_s,
                     retry=self._retry,
                 )
             except api.PreconditionFailed:
-                return self._existing_token(bucket, name)
-        return token
+                return False
+        return True
 
-    def _existing_token(self, bucket: str, name: str) -> str:
-        """The token of an object a previous attempt wrote; one is added if it somehow has none."""
-        blob = self._client.bucket(bucket).get_blob(name, timeout=self._timeout_s, retry=self._retry)
-        if blob is None:
-            raise TransientError(f"gs://{bucket}/{name} vanished between the refused upload and its read")
+    def _get(self, bucket: str, name: str) -> storage.Blob | None:
+        """The object's current generation with its metadata, None if there is none."""
+        with transient_on_outage(f"read gs://{bucket}/{name}"):
+            return self._client.bucket(bucket).get_blob(name, timeout=self._timeout_s, retry=self._retry)
+
+    def _token_of(self, blob: storage.Blob) -> str:
+        """The first token of an object a previous attempt wrote; one is added if it somehow has none."""
         tokens = (blob.metadata or {}).get(TOKEN_METADATA_KEY) or ""
         if tokens:
-            return tokens.split(",")[0]
+            return str(tokens).split(",")[0]
         token = str(uuid.uuid4())
         blob.metadata = {**(blob.metadata or {}), TOKEN_METADATA_KEY: token}
-        blob.patch(if_metageneration_match=blob.metageneration, timeout=self._timeout_s, retry=self._retry)
+        with transient_on_outage(f"patch gs://{blob.bucket.name}/{blob.name}"):
+            blob.patch(if_metageneration_match=blob.metageneration, timeout=self._timeout_s, retry=self._retry)
         return token
 
     def delete(self, bucket: str, name: str, generation: int) -> None:
