@@ -38,7 +38,7 @@ VALUES = {"uid": "u1", "stem": "me"}
 
 
 def avatar(**changes: Any) -> Route:
-    (route,) = parse_routes({"route": [AVATAR | changes]}, LIMITS, source="routes.toml")
+    (route,) = parse_routes({"route": [AVATAR | changes]}, LIMITS, source="routes.toml").routes
     return route
 
 
@@ -263,7 +263,7 @@ def test_a_route_that_overwrites_outputs_another_route_could_write_is_refused(fi
 def test_routes_whose_outputs_cannot_share_a_name_are_accepted(second: dict[str, Any]) -> None:
     first = GALLERY | {"names": "{stem}_{box}.{ext}"} if second.get("name") == "pictures" else GALLERY
 
-    routes = parse_routes({"route": [first, second]}, LIMITS)
+    routes = parse_routes({"route": [first, second]}, LIMITS).routes
 
     assert [route.name for route in routes] == [first["name"], second["name"]]
 
