@@ -101,7 +101,7 @@ def test_create_or_replace_takes_over_an_object_it_did_not_write_keeping_its_tok
     assert token == "t1"
     assert (blob.download_as_bytes(), blob.metadata) == (
         b"ours",
-        {TOKEN_METADATA_KEY: "t1,t2", "sourceGeneration": "5"},
+        {TOKEN_METADATA_KEY: "t1,t2", "sourceGeneration": "5", "resizedImage": "true"},
     )
 
 
