@@ -16,8 +16,12 @@ from image_pipeline.gateway.outages import transient_on_outage
 from image_pipeline.ports import RESIZED_IMAGE_MARK, TOKEN_METADATA_KEY, ObjectMetadata, StoredObject
 
 LIST_PAGE_SIZE = 1000
-# Only what classifying an object needs; `nextPageToken` must be named or paging stops after one page.
-LIST_FIELDS = "items(bucket,name,generation,size,contentType,contentEncoding,updated,timeCreated),nextPageToken"
+# Only what classifying an object needs, and what an extension route reads and copies to its outputs (custom metadata
+# and headers); `nextPageToken` must be named or paging stops after one page.
+LIST_FIELDS = (
+    "items(bucket,name,generation,size,contentType,contentEncoding,contentDisposition,contentLanguage,cacheControl,"
+    "metadata,updated,timeCreated),nextPageToken"
+)
 
 
 class CloudStorage:
