@@ -18,7 +18,7 @@ import pytest
 from image_pipeline.__main__ import main
 from image_pipeline.batch.kinds import ExtensionUploads
 from image_pipeline.batch.plan import Plan, listing_prefixes
-from image_pipeline.batch.run import Backfill
+from image_pipeline.batch.run import Action, Backfill
 from image_pipeline.extension import filters
 from image_pipeline.extension.resize import GENERATION_MARK
 from image_pipeline.extension.route import ExtensionRoute
@@ -200,6 +200,38 @@ def test_a_dry_run_writes_and_publishes_nothing(world: World) -> None:
 
     assert (summary["would_process"], summary["processed"]) == (3, 0)
     assert (world.objects.objects, world.objects.downloads, world.publisher.published) == (before, 0, [])
+
+
+class Recording(dict):
+    """An object resource that records which of its fields are read."""
+
+    def __init__(self, resource: dict[str, Any]) -> None:
+        super().__init__(resource)
+        self.read: set[str] = set()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.read.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key: str) -> Any:
+        self.read.add(key)
+        return super().__getitem__(key)
+
+
+def test_the_listing_asks_storage_for_every_field_an_extension_route_reads(world: World) -> None:
+    """fake-gcs-server ignores `fields`, so only this shows that a real listing carries what the route needs."""
+    from image_pipeline.gateway.storage import LIST_FIELDS
+
+    resource = Recording(next(world.objects.list_objects(BUCKET, "images/b.jpg")))
+    route = extension_routes()["thumbs"]
+
+    job = ExtensionUploads(route, Policy()).take(resource, "e", NOW.isoformat(), world.deps())
+    assert not isinstance(job, Action)
+    job.process(force=False)
+
+    listed = set(LIST_FIELDS.partition("items(")[2].partition(")")[0].split(","))
+    assert {"metadata", "cacheControl", "contentLanguage"} <= resource.read
+    assert resource.read <= listed
 
 
 # --- The command line, on the fakes ---------------------------------------------------------------------------
