@@ -158,8 +158,8 @@ def deletes_originals(route: Any) -> bool:
     return bool(route.params.delete_original is not DeleteOriginalFile.NEVER)
 
 
-def refuse_unconfirmed_deletes(route: Any, count: Any) -> int:
-    """Count what the run would process (a dry run) and refuse, saying how many originals it would delete.
+def refuse_unconfirmed_deletes(route: Any, counting: Any) -> int:
+    """Run `counting` (this run as a dry run) and refuse, saying how many originals the run would delete.
 
     A count that did not finish (interrupted, the listing or an object in error) prints its summary and exits as a
     run would: the number would be too low.
@@ -167,7 +167,7 @@ def refuse_unconfirmed_deletes(route: Any, count: Any) -> int:
     from image_pipeline.extension.params import DeleteOriginalFile
 
     with sigterm_as_interrupt():
-        summary = count.run()
+        summary = counting.run()
     if exit_code(summary):
         print(json.dumps(summary), flush=True)
         return exit_code(summary)
