@@ -164,24 +164,30 @@ class MemoryObjects:
     def upload(self, bucket: str, name: str, data: bytes, metadata: ObjectMetadata) -> dict[str, Any]:
         """Store an upload with its metadata, as a client would; return the finalize event's object resource."""
         generation = self.put(bucket, name, data)
-        self.objects[(bucket, name)].metadata = metadata
-        self.objects[(bucket, name)].content_type = metadata.content_type
-        resource: dict[str, Any] = {"bucket": bucket, "name": name, "generation": str(generation),
-                                    "size": str(len(data)), "timeCreated": "2030-01-01T00:00:00Z"}  # fmt: skip
-        headers = {"contentType": metadata.content_type, "cacheControl": metadata.cache_control,
+        stored = StoredObject(data, generation, metadata.content_type, metadata.cache_control, None, metadata)
+        self.objects[(bucket, name)] = stored
+        return {**self._resource(bucket, name, stored), "timeCreated": "2030-01-01T00:00:00Z"}
+
+    def list_objects(self, bucket: str, prefix: str) -> Iterator[dict[str, Any]]:
+        """The live objects' resources, with the fields the real adapter's listing asks for (LIST_FIELDS)."""
+        self._check()
+        for (stored_bucket, name), stored in sorted(self.objects.items()):
+            if stored_bucket == bucket and name.startswith(prefix):
+                yield self._resource(bucket, name, stored)
+
+    @staticmethod
+    def _resource(bucket: str, name: str, stored: StoredObject) -> dict[str, Any]:
+        """An object's JSON resource as Storage gives it: headers and custom metadata only where it has them."""
+        metadata = stored.metadata
+        resource: dict[str, Any] = {"bucket": bucket, "name": name, "generation": str(stored.generation),
+                                    "size": str(len(stored.data))}  # fmt: skip
+        headers = {"contentType": stored.content_type, "cacheControl": stored.cache_control,
                    "contentDisposition": metadata.content_disposition, "contentEncoding": metadata.content_encoding,
                    "contentLanguage": metadata.content_language}  # fmt: skip
         resource.update({key: value for key, value in headers.items() if value is not None})
         if metadata.custom:
             resource["metadata"] = dict(metadata.custom)
         return resource
-
-    def list_objects(self, bucket: str, prefix: str) -> Iterator[dict[str, Any]]:
-        self._check()
-        for (stored_bucket, name), stored in sorted(self.objects.items()):
-            if stored_bucket == bucket and name.startswith(prefix):
-                yield {"bucket": bucket, "name": name, "generation": str(stored.generation),
-                       "size": str(len(stored.data)), "contentType": stored.content_type}  # fmt: skip
 
     def names(self, prefix: str) -> list[str]:
         """Stored object names under `prefix`."""

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from image_pipeline.__main__ import main
+from image_pipeline.batch.kinds import RouteUploads
 from image_pipeline.batch.plan import Plan, Shard, shard_of
 from image_pipeline.batch.run import Action, Backfill, Report, Tally
 from image_pipeline.commands.progress import Progress, progress_status, progress_text
@@ -28,6 +29,7 @@ from tests.fakes import NOT_AN_IMAGE, MemoryDocuments, MemoryObjects, fake_make_
 BUCKET = "app.appspot.com"
 NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 SETTINGS = Settings()
+ROUTES = RouteUploads(SETTINGS.routes, SETTINGS.policy)
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -53,7 +55,7 @@ class World:
     def run(self, **plan: Any) -> dict[str, Any]:
         """One backfill run; returns its summary."""
         plan_ = Plan(BUCKET, ("raw-uploads/",), backoff_s=0.001, **plan)
-        return Backfill(plan_, SETTINGS.routes, SETTINGS.policy, self.deps()).run()
+        return Backfill(plan_, ROUTES, self.deps()).run()
 
     def status(self, index: int) -> str | None:
         return self.documents.documents[f"characters/char-{index}"].get("visuals", {}).get("showcaseProcessingStatus")
@@ -62,7 +64,7 @@ class World:
 @pytest.mark.parametrize("concurrency", [1, 4])
 def test_pending_objects_are_processed_and_a_second_run_does_nothing(concurrency: int) -> None:
     world = World(8)
-    Backfill(Plan(BUCKET, (source(2),)), SETTINGS.routes, SETTINGS.policy, world.deps()).run()
+    Backfill(Plan(BUCKET, (source(2),)), ROUTES, world.deps()).run()
 
     first = world.run(concurrency=concurrency)
     writes, downloads = world.documents.writes, world.objects.downloads
@@ -88,11 +90,11 @@ def test_force_reprocesses_settled_generations() -> None:
 
 def test_a_dry_run_writes_nothing_and_names_what_it_would_process() -> None:
     world = World(5)
-    Backfill(Plan(BUCKET, (source(0),)), SETTINGS.routes, SETTINGS.policy, world.deps()).run()
+    Backfill(Plan(BUCKET, (source(0),)), ROUTES, world.deps()).run()
     writes, creates, downloads = world.documents.writes, world.objects.creates, world.objects.downloads
     seen: list[str] = []
 
-    summary = Backfill(Plan(BUCKET, ("raw-uploads/",), dry_run=True), SETTINGS.routes, SETTINGS.policy, world.deps(),
+    summary = Backfill(Plan(BUCKET, ("raw-uploads/",), dry_run=True), ROUTES, world.deps(),
                        lambda report, tally: seen.append(report.name)).run()  # fmt: skip
 
     assert (summary["would_process"], summary["skipped_done"], summary["processed"]) == (4, 1, 0)
@@ -118,8 +120,8 @@ def test_shards_partition_the_objects_exactly(count: int) -> None:
     shares: list[set[str]] = []
     for index in range(count):
         names: set[str] = set()
-        Backfill(Plan(BUCKET, ("raw-uploads/",), shard=Shard(index, count)), SETTINGS.routes, SETTINGS.policy,
-                 world.deps(), lambda report, tally, names=names: names.add(report.name)).run()  # fmt: skip
+        Backfill(Plan(BUCKET, ("raw-uploads/",), shard=Shard(index, count)), ROUTES, world.deps(),
+                 lambda report, tally, names=names: names.add(report.name)).run()  # fmt: skip
         shares.append(names)
 
     assert set().union(*shares) == set(world.names)
@@ -405,7 +407,7 @@ def test_a_storage_fault_on_one_object_on_emulators_is_retried(seeded) -> None:
     deps = Dependencies(Flaky(), real.documents, real.make_variants, real.now)
     plan = Plan(os.environ["BUCKET"], ("raw-uploads/",), backoff_s=0.01)
 
-    summary = Backfill(plan, settings.routes, settings.policy, deps).run()
+    summary = Backfill(plan, RouteUploads(settings.routes, settings.policy), deps).run()
 
     assert (summary["complete"], summary["errors"], Flaky.failures) == (5, 0, 0)
     assert statuses(seeded) == ["complete"] * 5 + ["failed"]

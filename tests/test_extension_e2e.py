@@ -229,3 +229,85 @@ def animated_gif() -> bytes:
     out = io.BytesIO()
     frames[0].save(out, "GIF", save_all=True, append_images=frames[1:], duration=80, loop=0)
     return out.getvalue()
+
+
+# --- backfill --route on the emulators: the listing carries fake-gcs-server's metadata -------------------------
+
+
+@pytest.fixture
+def backfill_env(
+    app: Backend, stack: emulators.LocalStack, events_stub: EventarcStub, tmp_path: Path, monkeypatch
+) -> Backend:
+    """`backfill` in this process against fake-gcs-server, with ROUTES and the Eventarc stand-in."""
+    from tests.backend import BUCKET
+
+    routes = tmp_path / "routes.toml"
+    routes.write_text(ROUTES)
+    for variable in ("CLOUD_RUN_TASK_INDEX", "CLOUD_RUN_TASK_COUNT", "LOG_LEVEL"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("BUCKET", BUCKET)
+    monkeypatch.setenv("ROUTES_FILE", str(routes))
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", stack.project)
+    monkeypatch.setenv("CLOUD_EVENTARC_EMULATOR_HOST", events_stub.url)
+    return app
+
+
+def backfill(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, object] | None, str]:
+    """Run `backfill ARGS` in this process: its exit code, its JSON summary (None if it printed none) and stderr."""
+    from image_pipeline.__main__ import main
+
+    code = main(["backfill", *args])
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    return code, json.loads(lines[-1]) if lines else None, captured.err
+
+
+def test_backfill_takes_only_uploads_without_all_outputs_and_force_redoes_the_others(
+    backfill_env: Backend, events_stub: EventarcStub, capsys
+) -> None:
+    app = backfill_env
+    app.upload("images/a.jpg", photo(800, 600))
+    resource = app.upload("images/b.jpg", photo(800, 600), metadata={TOKEN_METADATA_KEY: "T1", "owner": "u1"})
+    by_extension = [f"images/thumbs/a_{size}.{ext}" for ext in ("webp", "jpg") for size in ("200x200", "640x480")]
+    for name in by_extension:
+        app.upload(name, b"made by the extension", content_type="image/webp", metadata={"resizedImage": "true"})
+
+    code, summary, _ = backfill(capsys, "--route", "storage-resize-images")
+
+    assert code == 0 and summary is not None
+    # Its outputs' resizedImage mark, read from the listing, keeps them from being taken as uploads.
+    assert (summary["listed"], summary["skipped_done"], summary["complete"]) == (6, 1, 1)
+    assert summary["skipped"] == {"not_a_source_upload": 4}
+    outputs = app.objects("images/thumbs/")
+    assert all(outputs[name].download_as_bytes() == b"made by the extension" for name in by_extension)
+    made = outputs["images/thumbs/b_640x480.webp"]
+    assert Image.open(io.BytesIO(made.download_as_bytes())).size == (640, 480)
+    assert made.metadata["owner"] == "u1" and token_of(made) != "T1"
+    assert made.metadata[SOURCE_GENERATION_METADATA_KEY] == resource["generation"]
+    assert types_of(events_stub) == ["onStart", "onStartResize", "onSuccess", "onCompletion"]
+    b_outputs = {name: blob.generation for name, blob in outputs.items() if "/b_" in name}
+
+    code, summary, _ = backfill(capsys, "--route", "storage-resize-images", "--force")
+
+    assert code == 0 and summary is not None
+    assert (summary["processed"], summary["outcomes"]) == (2, {"complete": 1, "duplicate": 1})
+    outputs = app.objects("images/thumbs/")
+    assert Image.open(io.BytesIO(outputs["images/thumbs/a_640x480.webp"].download_as_bytes())).format == "WEBP"
+    assert {name: blob.generation for name, blob in outputs.items() if "/b_" in name} == b_outputs
+
+
+def test_backfill_of_a_deleting_route_asks_for_yes_first(backfill_env: Backend, capsys) -> None:
+    app = backfill_env
+    for name in ("images/avatars/me.png", "images/avatars/you.png"):
+        app.upload(name, photo(300, 600, "PNG"), content_type="image/png")
+
+    code, summary, err = backfill(capsys, "--route", "avatars-small")
+
+    assert (code, summary) == (2, None)
+    assert "DELETE_ORIGINAL_FILE=on_success): this run would process 2 uploads" in err
+    assert sorted(app.objects("images/")) == ["images/avatars/me.png", "images/avatars/you.png"]
+
+    code, summary, _ = backfill(capsys, "--route", "avatars-small", "--yes")
+
+    assert code == 0 and summary is not None and summary["complete"] == 2
+    assert sorted(app.objects("images/")) == ["images/avatars/small/me_64x64.png", "images/avatars/small/you_64x64.png"]

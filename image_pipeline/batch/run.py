@@ -10,18 +10,15 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from image_pipeline.batch import LOGGER
 from image_pipeline.batch.plan import Budget, Plan, owned
 from image_pipeline.batch.retry import retrying
 from image_pipeline.errors import DocumentNotYetCreated
 from image_pipeline.logs import log
-from image_pipeline.policy import Policy
 from image_pipeline.ports import Outcome
-from image_pipeline.routes import Route
-from image_pipeline.uploads import Skip, Upload, classify
-from image_pipeline.usecase import Dependencies, Trace, guard, handle_upload
+from image_pipeline.usecase import Dependencies
 
 T = TypeVar("T")
 
@@ -105,20 +102,51 @@ class Tally:
 _SKIPS = (Action.NOT_SOURCE, Action.OTHER_ROUTE, Action.BEYOND_LIMIT, Action.INTERRUPTED)
 
 
+class Traced(Protocol):
+    """What a use case's trace tells the report: where it got to, and its error record."""
+
+    @property
+    def stage(self) -> str: ...
+
+    @property
+    def error(self) -> Mapping[str, str] | None: ...
+
+
+class Job(Protocol):
+    """One listed upload, taken by a kind of route: whether it is done already, and its processing."""
+
+    @property
+    def trace(self) -> Traced: ...
+
+    def settled(self) -> Outcome | None:
+        """How the upload already ended (DUPLICATE: done, which --force redoes), or None while it is pending."""
+        ...
+
+    def process(self, force: bool) -> Outcome:
+        """Run the function's use case on it, as for its finalize event; raise on a transient error."""
+        ...
+
+
+class Uploads(Protocol):
+    """A kind of route's part in a backfill (batch/kinds.py): which listed objects it takes, as which job."""
+
+    def take(self, resource: Mapping[str, Any], event_id: str, event_time: str, deps: Dependencies) -> Job | Action:
+        """The job for this object resource delivered as an event with this id and time, or why there is none."""
+        ...
+
+
 class Backfill:
     """One run: streams the listing into a bounded thread pool and tallies what happens to each object."""
 
     def __init__(
         self,
         plan: Plan,
-        routes: tuple[Route, ...],
-        policy: Policy,
+        uploads: Uploads,
         deps: Dependencies,
         observe: Callable[[Report, Tally], None] | None = None,
     ) -> None:
         self.plan = plan
-        self.routes = routes
-        self.policy = policy
+        self.uploads = uploads
         self.deps = deps
         self.tally = Tally()
         self.stop = threading.Event()
@@ -205,57 +233,57 @@ class Backfill:
         """Skip, dry-run or process one listed object; never raises."""
         started = time.perf_counter()
         name, generation = str(resource.get("name")), _text(resource.get("generation"))
-        trace = Trace()
-        try:
-            action, outcome = self._examine(resource, trace)
-            report = Report(name, generation, action, outcome, (trace.error or {}).get("code"), stage=trace.stage)
-        except DocumentNotYetCreated:
-            report = Report(name, generation, Action.SKIPPED, Outcome.DOCUMENT_MISSING)
-        except Exception as error:
-            detail = f"{type(error).__name__}: {error}"
-            report = Report(name, generation, Action.ERROR, detail=detail, stage=trace.stage)
+        job = self._take(resource)
+        report = Report(name, generation, job) if isinstance(job, Action) else self._work(name, generation, job)
         report = replace(report, duration_ms=round((time.perf_counter() - started) * 1000, 1))
         _log_report(report)
         return report
 
-    def _examine(self, resource: Mapping[str, Any], trace: Trace) -> tuple[Action, Outcome | None]:
-        """The action taken, and the use case's outcome when it ran."""
+    def _take(self, resource: Mapping[str, Any]) -> Job | Action:
+        """The job on this object, or why there is none (after a stop, the objects still queued are left alone)."""
         if self.stop.is_set():
-            return Action.INTERRUPTED, None
-        upload = self._event(resource)
-        if isinstance(upload, Skip):
-            return Action.NOT_SOURCE, None
-        if self.plan.routes and upload.route.name not in self.plan.routes:
-            return Action.OTHER_ROUTE, None
-        ends = self._retrying(upload, lambda: guard(self.deps.documents.get(upload.document), upload))
+            return Action.INTERRUPTED
+        return self.uploads.take(resource, *self._event(resource), self.deps)
+
+    def _work(self, name: str, generation: str | None, job: Job) -> Report:
+        """The report on a taken upload: skipped as done, beyond the limit, dry-run, processed, or in error."""
+        try:
+            action, outcome = self._do(name, job)
+            code = (job.trace.error or {}).get("code")
+            return Report(name, generation, action, outcome, code, stage=job.trace.stage)
+        except DocumentNotYetCreated:
+            return Report(name, generation, Action.SKIPPED, Outcome.DOCUMENT_MISSING)
+        except Exception as error:
+            detail = f"{type(error).__name__}: {error}"
+            return Report(name, generation, Action.ERROR, detail=detail, stage=job.trace.stage)
+
+    def _do(self, name: str, job: Job) -> tuple[Action, Outcome | None]:
+        """The action taken, and the use case's outcome when it ran."""
+        ends = self._retrying(name, job.settled)
         if ends is not None and not (self.plan.force and ends is Outcome.DUPLICATE):
             return Action.SKIPPED, ends
         if not self._budget.take():
             return Action.BEYOND_LIMIT, None
         if self.plan.dry_run:
             return Action.WOULD_PROCESS, None
-        outcome = self._retrying(
-            upload, lambda: handle_upload(upload, self.policy, self.deps, trace, reprocess=self.plan.force)
-        )
-        return Action.PROCESSED, outcome
+        return Action.PROCESSED, self._retrying(name, lambda: job.process(self.plan.force))
 
     def _listing(self) -> Iterator[Mapping[str, Any]]:
         """Every object under the plan's prefixes, one prefix after the other."""
         for prefix in self.plan.prefixes:
             yield from self.deps.objects.list_objects(self.plan.bucket, prefix)
 
-    def _event(self, resource: Mapping[str, Any]) -> Upload | Skip:
-        """The event the function would have received for this object, timed now.
+    def _event(self, resource: Mapping[str, Any]) -> tuple[str, str]:
+        """The id and time of the event the function would have received for this object, timed now.
 
         Timed now, not at the upload: the use case then raises transient errors for our retries instead of
         recording 'retries_exhausted' for an old object, exactly as for a fresh delivery.
         """
-        event_id = f"backfill:{resource.get('name')}#{resource.get('generation')}"
-        return classify(event_id, self.deps.now().isoformat(), resource, self.routes)
+        return f"backfill:{resource.get('name')}#{resource.get('generation')}", self.deps.now().isoformat()
 
-    def _retrying(self, upload: Upload, call: Callable[[], T]) -> T:
+    def _retrying(self, name: str, call: Callable[[], T]) -> T:
         """Call under the retry policy; a stop ends the waiting."""
-        return retrying(call, upload.name, self.plan.attempts, self.plan.backoff_s, self.stop)
+        return retrying(call, name, self.plan.attempts, self.plan.backoff_s, self.stop)
 
     def _plan_fields(self) -> dict[str, Any]:
         """The plan, for log lines and the summary."""

@@ -1,4 +1,5 @@
-"""`backfill`: run the function on uploads already in the bucket that have no result for their generation yet."""
+"""`backfill`: run the function on uploads already in the bucket that have no result for their generation yet, or
+(`--route NAME` of an extension route) that have not got all their outputs."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 from image_pipeline.errors import UsageError
@@ -25,17 +27,30 @@ def add_parser(subparsers: Any) -> None:
         "backfill",
         help="process the uploads already in a bucket that have no result yet (resumable, sharded)",
         description="List the objects under every route's source folder and run the function's own use case on each "
-        "one whose document has no result for its current generation (every one with --force). Settings "
-        "come from the same environment variables as the function. Prints one JSON summary line on stdout; "
-        "exits 0 when everything listed is done, 1 if an object ended failed or in error, 2 on a usage error, "
-        "130 when interrupted (Ctrl-C or SIGTERM: objects in flight finish first, a rerun resumes).",
+        "one whose document has no result for its current generation (every one with --force). Extension routes "
+        "(extension = storage-resize-images) are left alone unless --route names one: then it lists under the "
+        "route's INCLUDE_PATH_LIST folders and handles, as the function does, every upload the route's filters "
+        "pass whose outputs do not all exist yet (every one with --force); if the route deletes originals, a run "
+        "without --yes only says how many it would delete. Settings come from the same environment variables as "
+        "the function. Prints one JSON summary line on stdout; exits 0 when everything listed is done, 1 if an "
+        "object ended failed or in error, 2 on a usage error or an unconfirmed delete, 130 when interrupted "
+        "(Ctrl-C or SIGTERM: objects in flight finish first, a rerun resumes).",
     )
     parser.add_argument("--bucket", help="the bucket to list (default: $BUCKET)")
-    parser.add_argument("--route", metavar="NAME", help="process only this route's uploads (default: every route)")
+    parser.add_argument(
+        "--route",
+        metavar="NAME",
+        help="process only this route's uploads (default: every route but the extension routes, which are "
+        "backfilled only by name)",
+    )
     parser.add_argument(
         "--prefix", help="list only under this prefix, inside a route's sources (default: every route's folder)"
     )
-    parser.add_argument("--force", action="store_true", help="reprocess objects whose result is already recorded")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="reprocess objects whose result is already recorded (extension route: whose outputs all exist)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="print the objects it would process; write nothing")
     parser.add_argument(
         "--limit", type=_positive, metavar="N", help="process at most N objects (done ones don't count)"
@@ -66,7 +81,12 @@ def add_parser(subparsers: Any) -> None:
         help="instead: list the output objects no manifest references (older generations, deleted sources); "
         "with --yes, delete them",
     )
-    parser.add_argument("--yes", action="store_true", help="with --prune: delete what it lists")
+    parser.add_argument(
+        "--yes",
+        action="store_true",
+        help="with --prune: delete what it lists; with --route of an extension route that deletes originals "
+        "(DELETE_ORIGINAL_FILE true or on_success): go ahead and delete them",
+    )
     parser.add_argument(
         "--prune-min-age-s",
         type=float,
@@ -84,13 +104,26 @@ def run(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     plan = make_plan(args, settings, os.environ)
+    extension = extension_route(args.route, settings)
     logs.configure(stream=sys.stderr, level=settings.log_level.value)
-    if args.prune or args.yes:
-        return prune(args, plan, settings)
+    if args.prune:
+        return prune(args, plan, settings, extension)
+    if args.yes and extension is None:
+        raise UsageError("--yes only confirms --prune, or the deletes of an extension route named by --route")
 
-    from image_pipeline.batch.run import Backfill
+    from image_pipeline.batch.kinds import ExtensionUploads, RouteUploads
+    from image_pipeline.batch.run import Backfill, Uploads
     from image_pipeline.bootstrap import connect
     from image_pipeline.commands.progress import Progress
+
+    uploads: Uploads = (
+        ExtensionUploads(extension, settings.policy)
+        if extension is not None
+        else RouteUploads(settings.routes, settings.policy, plan.routes)
+    )
+    deps = connect(settings)
+    if extension is not None and deletes_originals(extension) and not (args.yes or plan.dry_run):
+        return refuse_unconfirmed_deletes(extension, Backfill(replace(plan, dry_run=True), uploads, deps))
 
     interactive = sys.stderr.isatty()
     progress = Progress(sys.stderr, interactive, 0.2 if interactive else args.progress_interval, plan.limit)
@@ -104,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
                 print(json.dumps({"would_process": report.name, "generation": report.generation}), flush=True)
         progress.update(tally)
 
-    backfill = Backfill(plan, settings.routes, settings.policy, connect(settings), observe)
+    backfill = Backfill(plan, uploads, deps, observe)
     with sigterm_as_interrupt():
         summary = backfill.run()
     progress.update(backfill.tally, final=True)
@@ -113,13 +146,49 @@ def run(args: argparse.Namespace) -> int:
     return exit_code(summary)
 
 
-def prune(args: argparse.Namespace, plan: Any, settings: Any) -> int:
+def extension_route(name: str | None, settings: Any) -> Any:
+    """The extension route `--route` names, or None (no --route, or one of our routes)."""
+    return next((route for route in settings.extension_routes if route.name == name), None)
+
+
+def deletes_originals(route: Any) -> bool:
+    """Whether the extension route deletes the uploads it handles (DELETE_ORIGINAL_FILE true or on_success)."""
+    from image_pipeline.extension.params import DeleteOriginalFile
+
+    return bool(route.params.delete_original is not DeleteOriginalFile.NEVER)
+
+
+def refuse_unconfirmed_deletes(route: Any, counting: Any) -> int:
+    """Run `counting` (this run as a dry run) and refuse, saying how many originals the run would delete.
+
+    A count that did not finish (interrupted, the listing or an object in error) prints its summary and exits as a
+    run would: the number would be too low.
+    """
+    from image_pipeline.extension.params import DeleteOriginalFile
+
+    with sigterm_as_interrupt():
+        summary = counting.run()
+    if exit_code(summary):
+        print(json.dumps(summary), flush=True)
+        return exit_code(summary)
+    value, fate = (
+        ("true", "delete them")
+        if route.params.delete_original is DeleteOriginalFile.ALWAYS
+        else ("on_success", "delete each one whose outputs are all written")
+    )
+    raise UsageError(
+        f"route {route.name!r} deletes originals (DELETE_ORIGINAL_FILE={value}): this run would process "
+        f"{summary['would_process']} uploads and {fate}; run again with --yes to go ahead"
+    )
+
+
+def prune(args: argparse.Namespace, plan: Any, settings: Any, extension: Any) -> int:
     """List (with --yes, delete) the output objects no manifest references: one JSON line each, then a summary."""
     from image_pipeline.batch.prune import Prune
     from image_pipeline.bootstrap import connect
 
-    if not args.prune:
-        raise UsageError("--yes only confirms --prune")
+    if extension is not None:
+        raise UsageError(f"--prune: route {extension.name!r} is an extension route, which records no manifests")
     routes = tuple(route for route in settings.routes if not plan.routes or route.name in plan.routes)
     deps = connect(settings)
     pruning = Prune(
@@ -146,13 +215,7 @@ def make_plan(args: argparse.Namespace, settings: Any, environ: Mapping[str, str
     bucket = args.bucket or environ.get("BUCKET", "").strip()
     if not bucket:
         raise UsageError("no bucket: pass --bucket or set BUCKET")
-    routes = settings.routes
-    if args.route is not None:
-        routes = tuple(route for route in routes if route.name == args.route)
-        if not routes:
-            known = ", ".join(route.name for route in settings.routes)
-            raise UsageError(f"--route {args.route!r} is not a configured route (routes: {known})")
-    sources = [route.match.literal_prefix for route in routes]
+    sources = route_sources(args.route, settings)
     if args.prefix is not None and not any(args.prefix.startswith(source) for source in sources):
         raise UsageError(f"--prefix {args.prefix!r} is not inside a route's sources ({', '.join(sources)})")
     return Plan(
@@ -166,6 +229,18 @@ def make_plan(args: argparse.Namespace, settings: Any, environ: Mapping[str, str
         concurrency=args.concurrency,
         attempts=args.attempts,
     )
+
+
+def route_sources(name: str | None, settings: Any) -> list[str]:
+    """The folders to list: every one of our routes' sources, or the named route's (an extension route's only so)."""
+    extension = extension_route(name, settings)
+    if extension is not None:
+        return list(extension.listing_prefixes)
+    routes = [route for route in settings.routes if name is None or route.name == name]
+    if name is not None and not routes:
+        known = ", ".join(route.name for route in (*settings.routes, *settings.extension_routes))
+        raise UsageError(f"--route {name!r} is not a configured route (routes: {known})")
+    return [route.match.literal_prefix for route in routes]
 
 
 def shard_from_env(environ: Mapping[str, str]) -> Any:

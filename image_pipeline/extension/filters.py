@@ -103,6 +103,22 @@ def path_list_matches(entries: Sequence[str], directory: str) -> bool:
     return any(_entry_pattern(entry).match(directory) for entry in entries)
 
 
+def literal_folders(entry: str) -> str:
+    """Where every object an entry matches starts: its folders up to the first one holding a `*`, as a listing prefix.
+
+    `/users/*/photos` gives `users/`, `/images` gives `images/`, `/img*` and an empty entry give "" (everything).
+    An object whose folder only normalises into the entry (`a/../images/x.jpg`, `./images/x.jpg`) starts elsewhere,
+    so a listing under the prefix misses it.
+    """
+    folders: list[str] = []
+    for part in entry.strip().split("/"):
+        if "*" in part:
+            break
+        if part:
+            folders.append(part)
+    return "".join(f"{folder}/" for folder in folders)
+
+
 def _entry_pattern(entry: str) -> re.Pattern[str]:
     """The entry, literal but for its wildcards, followed by the end of the directory or a deeper level."""
     literal_parts = (re.escape(part) for part in entry.strip().split("*"))

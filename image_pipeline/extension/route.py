@@ -123,6 +123,11 @@ class ExtensionRoute:
         )
         return ResizePlan(outputs, imaging)
 
+    @property
+    def listing_prefixes(self) -> tuple[str, ...]:
+        """Where its uploads can be (a backfill lists there): INCLUDE_PATH_LIST's literal folders, else everywhere."""
+        return tuple(filters.literal_folders(entry) for entry in self.params.include_paths or ("",))
+
     def failed_copy_path(self, object_name: str) -> str | None:
         """Where a failed upload is copied (FAILED_IMAGES_PATH), None for nowhere."""
         return naming.failed_copy_path(object_name, self.params.failed_images_path)

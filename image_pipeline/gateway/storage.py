@@ -24,8 +24,12 @@ from image_pipeline.ports import (
 LIST_PAGE_SIZE = 1000
 # Uploads of one output that may race with ours (another generation's event) before a replace gives up for a retry.
 _REPLACE_ATTEMPTS = 3
-# Only what classifying an object needs; `nextPageToken` must be named or paging stops after one page.
-LIST_FIELDS = "items(bucket,name,generation,size,contentType,contentEncoding,updated,timeCreated),nextPageToken"
+# Only what classifying an object needs, and what an extension route reads and copies to its outputs (custom metadata
+# and headers); `nextPageToken` must be named or paging stops after one page.
+LIST_FIELDS = (
+    "items(bucket,name,generation,size,contentType,contentEncoding,contentDisposition,contentLanguage,cacheControl,"
+    "metadata,updated,timeCreated),nextPageToken"
+)
 
 
 class CloudStorage:
