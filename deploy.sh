@@ -11,9 +11,9 @@
 # one per line (lines starting with `#` are notes), and runs nothing, not even read-only lookups.
 #
 # Security posture (what the original CharaForge worker got wrong): no `--allow-unauthenticated`, ingress
-# `internal-only`, a dedicated runtime identity with object access on this one bucket and Firestore access,
-# a dedicated trigger identity that may invoke this one function, no service-account keys and no secrets:
-# the runtime identity is the credential.
+# `internal-only`, a dedicated runtime identity with object access on this one bucket and Firestore access (and, when
+# extension routes publish events, roles/eventarc.publisher on their channels only), a dedicated trigger identity that
+# may invoke this one function, no service-account keys and no secrets: the runtime identity is the credential.
 set -euo pipefail
 
 PROG=${0##*/}
@@ -28,6 +28,8 @@ Subcommands:
                   accounts if missing, grant least-privilege IAM, deploy the function (gen2, Python 3.12,
                   trigger google.cloud.storage.object.v1.finalized on BUCKET, retries on, ingress
                   internal-only, no unauthenticated access) and let only the trigger identity invoke it.
+                  When extension routes publish events (EVENTARC_CHANNEL), each channel must exist (checked
+                  first) and the runtime account gets roles/eventarc.publisher on it (see "Events" below).
   backfill-job    deploy (from source) and execute a Cloud Run job running
                   'python -m image_pipeline backfill' as the runtime service account, with TASKS tasks;
                   each task processes its shard (CLOUD_RUN_TASK_INDEX of CLOUD_RUN_TASK_COUNT).
@@ -88,6 +90,17 @@ relative path. Beside it, the built-in route's variables ('python3 -m image_pipe
 --route-level': SOURCE_PREFIX, VARIANTS, ...) are neither defaulted nor allowed: the routes file says what they
 said.
 
+Events: an extension route with EVENTARC_CHANNEL publishes the Resize Images extension's events there. The channel
+must exist: Firebase creates channels/firebase when an extension with events is installed; otherwise create it with
+'gcloud eventarc channels create ID --location=LOCATION --project=PROJECT'. The deploy checks it with 'gcloud eventarc
+channels describe' before changing any IAM, enables eventarcpublishing.googleapis.com, and grants the runtime account
+roles/eventarc.publisher on each channel (on the channel only, not the project). gcloud has no command for a channel's
+IAM policy, so the grant goes through the Eventarc API with curl and 'gcloud auth print-access-token': getIamPolicy,
+the binding added by 'python3 -m image_pipeline deploy-plan channel-policy' (nothing is set when it is there), and
+setIamPolicy with the policy's etag (read again and retried when another change got in first: HTTP 409). The env-vars
+file then also gets GOOGLE_CLOUD_PROJECT (the project deployed to), so a channel or event source spelled without a
+project names the same one in the cloud as in the checks here.
+
 Background removal (docs/cutout.md): --cutout-model FILE --cutout-family isnet computes the file's SHA-256 and
 uploads it to gs://BUCKET/models/NAME-SHA12.onnx (only if that object is not there yet: the name holds the checksum,
 so a re-run uploads nothing), outside every route's match and output (the function's own settings check refuses a
@@ -103,11 +116,14 @@ about 500 MiB per concurrent image with variants up to 2048 px, plus ~120 MiB fo
 at least 120 MiB + CONCURRENCY x 500 MiB. A route whose largest variant box is bigger adds, per image, an estimate
 of its RGBA buffers: box pixels x 4 bytes x (1 + its number of formats), beyond the 32 MiB a 2048 px box in one
 format already has in the measured 500; the heaviest route decides ('python3 -m image_pipeline routes check'
-lists each route's variants and formats). A routes file never lowers the budget. AVIF encodes
+lists each route's variants and formats). An extension route's box is its largest IMG_SIZES entry and its formats
+those IMAGE_TYPE names; 'false' (the upload's own type, which may be any) counts as the costliest: AVIF, or one
+more format when AVIF is named already. A routes file never lowers the budget. AVIF encodes
 take several times the CPU of WebP, so when any route encodes AVIF the default TIMEOUT is 120s instead of 60s.
 
-Requires: gcloud (firebase for 'rules'), and Python >= 3.11 (PYTHON, default python3; standard library only):
-the function's own code lists and checks the settings (and reads ROUTES_FILE with tomllib) before anything changes.
+Requires: gcloud (firebase for 'rules'; curl when extension routes publish events), and Python >= 3.11 (PYTHON,
+default python3; standard library only): the function's own code lists and checks the settings (and reads ROUTES_FILE
+with tomllib) before anything changes.
 
 Examples:
   PROJECT_ID=my-app BUCKET=my-app.firebasestorage.app ./deploy.sh
@@ -335,11 +351,13 @@ comment() {
 WORK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/image-pipeline-deploy.XXXXXX")
 trap 'rm -rf -- "$WORK_DIR"' EXIT
 
-# PLAN[KEY]: each KEY=value line of deploy-plan; the lines that repeat go to ENV_LINES (the env-vars file's) and
-# MODEL_READS ('BUCKET URI' of each model kept in another bucket).
+# PLAN[KEY]: each KEY=value line of deploy-plan; the lines that repeat go to ENV_LINES (the env-vars file's),
+# MODEL_READS ('BUCKET URI' of each model kept in another bucket) and CHANNELS ('NAME PROJECT LOCATION ID ROUTES' of
+# each Eventarc channel extension routes publish to; ROUTES comma-separated).
 declare -A PLAN=()
 ENV_LINES=()
 MODEL_READS=()
+CHANNELS=()
 
 # load_plan KIND [ARG...]: run deploy-plan; its messages are this script's, and its failure ends the script with
 # its exit status (2 for a usage error, 1 otherwise).
@@ -353,6 +371,7 @@ set PYTHON to one (e.g. PYTHON=python3.12)"
     case ${line%%=*} in
       ENV) ENV_LINES+=("${line#*=}") ;;
       MODEL_READ) MODEL_READS+=("${line#*=}") ;;
+      CHANNEL) CHANNELS+=("${line#*=}") ;;
       *) PLAN[${line%%=*}]=${line#*=} ;;
     esac
   done <<<"$output"
@@ -390,7 +409,10 @@ enable_apis() {
     comment "skipping 'gcloud services enable' (--skip-apis)"
     return
   fi
-  run gcloud services enable "${APIS[@]}" --project="$PROJECT_ID" --quiet
+  local apis=("${APIS[@]}")
+  # The function publishes extension routes' events through the Eventarc Publishing API.
+  ((${#CHANNELS[@]} == 0)) || apis+=(eventarcpublishing.googleapis.com)
+  run gcloud services enable "${apis[@]}" --project="$PROJECT_ID" --quiet
 }
 
 # The trigger must live in the bucket's location; check it before changing anything.
@@ -461,6 +483,99 @@ resolve_storage_agent() {
   [[ $STORAGE_AGENT == *@* ]] || die "unexpected Cloud Storage service agent '$STORAGE_AGENT'"
 }
 
+# check_channels: each Eventarc channel extension routes publish to must exist (nothing creates it here: Firebase made
+# channels/firebase for the extension, and a channel of another name is the app's own).
+check_channels() {
+  local entry name project location id routes describe create
+  for entry in "${CHANNELS[@]}"; do
+    read -r name project location id routes <<<"$entry"
+    routes=${routes//,/, }
+    describe=(gcloud eventarc channels describe "$id" --location="$location" --project="$project"
+      --format='value(name)')
+    create="gcloud eventarc channels create $id --location=$location --project=$project"
+    comment "events: route(s) $routes publish to the Eventarc channel $name, which must exist (Firebase creates \
+channels/firebase when an extension with events is installed; otherwise: $create)"
+    if ((DRY_RUN)); then
+      run "${describe[@]}"
+      continue
+    fi
+    printf '+ %s\n' "$(quote "${describe[@]}")" >&2
+    "${describe[@]}" >/dev/null || die "Eventarc channel $name not found (or not visible to you): route(s) $routes \
+publish their events there (EVENTARC_CHANNEL), so it must exist before the deploy. Firebase creates channels/firebase \
+when an extension with events is installed; otherwise create it: $create"
+  done
+}
+
+# grant_channel_publisher RUNTIME_EMAIL: roles/eventarc.publisher on each channel, for the function's events. gcloud
+# has no command for a channel's IAM policy, so it is read, edited and written back through the Eventarc API: the
+# bearer token in a header file (never on a command line), getIamPolicy (version 3, so conditional bindings come back
+# whole), the binding added by deploy-plan channel-policy (nothing to set when it is there) and setIamPolicy with the
+# etag read, which fails with 409 when the policy changed meanwhile: then it is read again.
+grant_channel_publisher() {
+  ((${#CHANNELS[@]})) || return 0
+  local member=serviceAccount:$1 role=roles/eventarc.publisher header=$WORK_DIR/eventarc-auth token
+  if ((DRY_RUN)); then
+    run gcloud auth print-access-token
+    comment "the answer above is the bearer token curl sends below, from $header (deleted on exit)"
+  else
+    command -v curl >/dev/null 2>&1 ||
+      die "curl not found: it grants $role on the Eventarc channels (gcloud has no command for a channel's IAM)"
+    printf '+ %s\n' "gcloud auth print-access-token" >&2
+    token=$(gcloud auth print-access-token) || die "cannot get an access token: run 'gcloud auth login'"
+    (
+      umask 077
+      printf 'Authorization: Bearer %s\n' "$token" >"$header"
+    )
+  fi
+  local entry name url policy=$WORK_DIR/channel-policy.json request=$WORK_DIR/channel-policy-request.json
+  local reply=$WORK_DIR/channel-policy-reply.json get_policy edit_policy set_policy attempt status body
+  for entry in "${CHANNELS[@]}"; do
+    read -r name _ <<<"$entry"
+    url=https://eventarc.googleapis.com/v1/$name
+    get_policy=(curl --silent --show-error --header "@$header" --output "$policy" --write-out '%{http_code}'
+      "$url:getIamPolicy?options.requestedPolicyVersion=3")
+    edit_policy=(deploy-plan --prog "$PROG" --source-root "$SCRIPT_DIR" channel-policy --member="$member" --role="$role"
+      "$policy")
+    set_policy=(curl --silent --show-error --header "@$header" --header 'Content-Type: application/json'
+      --data "@$request" --output "$reply" --write-out '%{http_code}' "$url:setIamPolicy")
+    comment "events: $role for $member on $name (the channel only): its IAM policy, read, edited and written back"
+    if ((DRY_RUN)); then
+      run "${get_policy[@]}"
+      run "$PYTHON" -m image_pipeline "${edit_policy[@]}"
+      comment "its output, unless empty (the binding is there already), is $request, sent with its etag; on HTTP 409 \
+(the policy changed meanwhile) the three steps are repeated"
+      run "${set_policy[@]}"
+      continue
+    fi
+    for attempt in 1 2 3 4 5 6; do
+      printf '+ %s\n' "$(quote "${get_policy[@]}")" >&2
+      status=$("${get_policy[@]}") || true
+      [[ $status == 200 ]] || die "cannot read the IAM policy of $name (HTTP ${status:-000}): $(cat -- "$policy" \
+2>/dev/null || true)"
+      printf '+ %s\n' "$(quote "$PYTHON" -m image_pipeline "${edit_policy[@]}")" >&2
+      body=$(pipeline_cli "${edit_policy[@]}") || exit
+      if [[ -z $body ]]; then
+        note "$member already has $role on $name"
+        break
+      fi
+      printf '%s\n' "$body" >"$request"
+      printf '+ %s\n' "$(quote "${set_policy[@]}")" >&2
+      status=$("${set_policy[@]}") || true
+      [[ $status != 200 ]] || break
+      ((attempt < 6)) || die "giving up after 6 attempts to set the IAM policy of $name (HTTP $status): $(cat -- \
+"$reply" 2>/dev/null || true)"
+      if [[ $status == 409 ]]; then
+        note "the IAM policy of $name changed since it was read (HTTP 409); reading it again"
+      else
+        # A service account created seconds ago can be refused as unknown until IAM catches up.
+        note "setIamPolicy on $name failed (HTTP ${status:-000}); retrying in $((attempt * 5)) s (IAM changes take \
+a moment to propagate)"
+        sleep $((attempt * 5))
+      fi
+    done
+  done
+}
+
 grant_project_role() { # MEMBER ROLE
   run_retry gcloud projects add-iam-policy-binding "$PROJECT_ID" --member="$1" --role="$2" \
     --condition=None --format=none --quiet
@@ -493,6 +608,7 @@ cmd_deploy() {
   comment "deploy $FUNCTION_NAME to project $PROJECT_ID, region $REGION, bucket gs://$BUCKET"
   check_bucket_location
   enable_apis
+  check_channels
 
   # Identities: one that runs the code, one that Eventarc uses to invoke it.
   ensure_service_account "$runtime_email" "${PLAN[RUNTIME_ACCOUNT_ID]}" "image-pipeline runtime" \
@@ -510,6 +626,7 @@ cmd_deploy() {
   resolve_storage_agent
   grant_project_role "serviceAccount:$STORAGE_AGENT" roles/pubsub.publisher
   provision_cutout "$runtime_email"
+  grant_channel_publisher "$runtime_email"
 
   write_env_file "$env_file"
   local deploy=(gcloud functions deploy "$FUNCTION_NAME" --gen2 --project="$PROJECT_ID" --region="$REGION"

@@ -1,6 +1,7 @@
 """What deploy.sh deploys, worked out before anything runs: the function's memory, CPU and timeout, its identities,
 the env-vars file, the routes file's deployed path, the background-removal model and the buckets it is read from,
-the backfill job's arguments, and whether a bucket's location can serve the region.
+the Eventarc channels extension routes publish to (and the IAM policy edit that lets the function publish there), the
+backfill job's arguments, and whether a bucket's location can serve the region.
 
 deploy.sh parses its flags into the variables its --help names and hands them over in the environment
 (`python -m image_pipeline deploy-plan`); it keeps only the orchestration of gcloud. Standard library only: deploy.sh
@@ -11,11 +12,13 @@ touches image_pipeline.settings; everything else works on what it returns.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any
 
 from image_pipeline.builtin_route import TRUE
 from image_pipeline.model_files import BUCKET_NAME
@@ -42,6 +45,10 @@ MAX_TIMEOUT_S = 3600
 MAX_TASKS = 10000
 # Eventarc stops redelivering an event after 24 h.
 EVENTARC_RETRY_S = 86400
+# The variable the function reads its project from, for an extension route's channel or event source that names none.
+PROJECT_VARIABLE = "GOOGLE_CLOUD_PROJECT"
+# The slowest format to encode: a route that may encode it gets the longer default timeout.
+AVIF = "avif"
 # Settings written to the env-vars file even when unset, so the deployed configuration shows the contract with the
 # app (the built-in route's only without ROUTES_FILE, which refuses them).
 WRITTEN_DEFAULTS = MappingProxyType(
@@ -78,6 +85,9 @@ _CPU = re.compile(r"([0-9]*)(?:\.([0-9]{1,3}))?")
 _DURATION = re.compile(r"([0-9]+)([smh]?)")
 _SECONDS_PER_UNIT = MappingProxyType({"": 1, "s": 1, "m": 60, "h": 3600})
 _CLIENT_TIMEOUT = re.compile(r"([0-9]+)(?:\.[0-9]+)?")
+_CHANNEL = re.compile(r"projects/([^/\s]+)/locations/([^/\s]+)/channels/([^/\s]+)")
+_MEMBER = re.compile(r"[A-Za-z]+:[^\s:]\S*")
+_ROLE = re.compile(r"(?:roles|(?:projects|organizations)/[^/\s]+/roles)/[A-Za-z0-9_.]+")
 
 
 class PlanError(Exception):
@@ -115,11 +125,28 @@ class RouteSizing:
 
 
 @dataclass(frozen=True)
+class EventChannel:
+    """An Eventarc channel extension routes publish their events to: it must exist, and the function's runtime account
+    needs roles/eventarc.publisher on it."""
+
+    project: str
+    location: str
+    channel_id: str  # e.g. firebase
+    routes: tuple[str, ...]  # the routes publishing there, in the routes file's order
+
+    @property
+    def name(self) -> str:
+        """The channel's full name, as the Eventarc API and EVENTARC_CHANNEL spell it."""
+        return f"projects/{self.project}/locations/{self.location}/channels/{self.channel_id}"
+
+
+@dataclass(frozen=True)
 class ProjectSettings:
     """What deploy.sh takes from the function's settings."""
 
     variables: tuple[SettingVariable, ...]  # in reading order
     routes: tuple[RouteSizing, ...]  # empty when no environment was read
+    channels: tuple[EventChannel, ...] = ()  # where extension routes publish events, by name
 
 
 @dataclass(frozen=True)
@@ -205,6 +232,7 @@ class CheckedSettings:
     passed: Mapping[str, str]  # name -> value, in reading order: what the env-vars file holds
     routes: tuple[RouteSizing, ...]
     upload: ModelUpload | None
+    channels: tuple[EventChannel, ...]
 
 
 @dataclass(frozen=True)
@@ -218,6 +246,7 @@ class FunctionPlan:
     build_service_account: str  # the full name for --build-service-account; empty: the default
     upload: ModelUpload | None
     model_reads: tuple[ModelRead, ...]
+    channels: tuple[EventChannel, ...]
     env_file: tuple[str, ...]  # the env-vars file's lines
 
 
@@ -243,13 +272,16 @@ class RulesPlan:
 
 
 def read_settings(environ: Mapping[str, str] | None = None) -> ProjectSettings:
-    """The variables the function's settings read and, given the function's environment, its routes' sizing.
+    """The variables the function's settings read and, given the function's environment, its routes' sizing and the
+    channels its extension routes publish to.
 
     The only reader of image_pipeline.settings here, so that a change there has one place to follow here. The
     environment is validated by the function's own code (Settings.from_env): a bad value or routes file stops the
     deploy before anything changes.
     """
     from image_pipeline.errors import ConfigurationError
+    from image_pipeline.extension.params import ImageType
+    from image_pipeline.extension.route import CONVERTED_FORMATS, SOURCE_FORMATS
     from image_pipeline.settings import Settings
 
     variables = tuple(SettingVariable(variable.name, variable.route) for variable in Settings.variables())
@@ -268,7 +300,51 @@ def read_settings(environ: Mapping[str, str] | None = None) -> ProjectSettings:
         )
         for route in settings.routes
     )
-    return ProjectSettings(variables, routes)
+    # An extension route writes `false` (the upload's own type) in the format the upload is read as.
+    kept = tuple(dict.fromkeys(output_format.value for output_format in SOURCE_FORMATS.values()))
+    extensions = []
+    for extension in settings.extension_routes:
+        types = extension.params.image_types
+        converted = [CONVERTED_FORMATS[kind].value for kind in types if kind is not ImageType.ORIGINAL]
+        formats = extension_formats(converted, kept if ImageType.ORIGINAL in types else ())
+        box = largest_box((size.width, size.height) for size in extension.params.sizes)
+        extensions.append(RouteSizing(extension.name, box, formats, None))
+    publishers = tuple(
+        (extension.name, extension.publishing.channel)
+        for extension in settings.extension_routes
+        if extension.publishing is not None
+    )
+    return ProjectSettings(variables, (*routes, *extensions), event_channels(publishers))
+
+
+def largest_box(boxes: Iterable[tuple[int, int]]) -> tuple[int, int]:
+    """The box with the most pixels (an extension route's IMG_SIZES entries, as width x height)."""
+    return max(boxes, key=lambda box: box[0] * box[1])
+
+
+def extension_formats(converted: Sequence[str], kept: Sequence[str]) -> tuple[str, ...]:
+    """The formats an extension route encodes, at worst: the distinct ones IMAGE_TYPE converts to, and, when it keeps
+    the upload's own type (`false`; `kept`: the formats an upload may be written back in, empty when it does not), the
+    most expensive of those, since an upload may be of any type the extension reads: AVIF, the slowest encoder (it
+    decides the default timeout), unless IMAGE_TYPE converts to AVIF already; then another, since an upload of any
+    other type is one more format to encode (one more buffer in the memory budget)."""
+    formats = tuple(dict.fromkeys(converted))
+    costliest = sorted((kind for kind in kept if kind not in formats), key=lambda kind: kind != AVIF)
+    return formats + tuple(costliest[:1])
+
+
+def event_channels(publishers: Iterable[tuple[str, str]]) -> tuple[EventChannel, ...]:
+    """The channels (route name, channel's full name) pairs publish to, by name, each with its routes."""
+    routes: dict[str, list[str]] = {}
+    for route, name in publishers:
+        routes.setdefault(name, []).append(route)
+    channels = []
+    for name in sorted(routes):
+        match = _CHANNEL.fullmatch(name)
+        if match is None:  # the function's own check lets spaces through; no Eventarc name has one
+            raise PlanError(f"route {routes[name][0]!r}: EVENTARC_CHANNEL {name!r} is not an Eventarc channel's name")
+        channels.append(EventChannel(match[1], match[2], match[3], tuple(routes[name])))
+    return tuple(channels)
 
 
 def passed_settings(variables: Iterable[SettingVariable], environ: Mapping[str, str]) -> dict[str, str]:
@@ -667,6 +743,55 @@ def model_reads(routes: Iterable[RouteSizing], bucket: str) -> tuple[ModelRead, 
     return tuple(reads)
 
 
+# --- Eventarc channels: the runtime account's grant -------------------------------------------------------------------
+
+
+def policy_with_member(policy: Mapping[str, Any], role: str, member: str) -> dict[str, Any] | None:
+    """An IAM policy (as getIamPolicy returns it) with `member` in `role`'s unconditional binding, added to it or in a
+    binding of its own; None when it is there already (nothing to set). Everything else is kept: the etag (so that
+    setIamPolicy refuses the change if the policy changed since it was read), the version, conditional bindings."""
+    bindings = policy.get("bindings", [])
+    if not isinstance(bindings, list) or not all(
+        isinstance(binding, dict)
+        and isinstance(binding.get("role"), str)
+        and isinstance(binding.get("members", []), list)
+        for binding in bindings
+    ):
+        raise PlanError("the IAM policy's bindings are not a list of {role, members}")
+    if not isinstance(policy.get("etag"), str) or not policy["etag"]:
+        raise PlanError("the IAM policy has no etag: setting it would overwrite any change made since it was read")
+    unconditional = [binding for binding in bindings if binding["role"] == role and "condition" not in binding]
+    if any(member in binding.get("members", []) for binding in unconditional):
+        return None
+    if unconditional:
+        first = unconditional[0]
+        edited = [
+            {**binding, "members": [*binding.get("members", []), member]} if binding is first else binding
+            for binding in bindings
+        ]
+    else:
+        edited = [*bindings, {"role": role, "members": [member]}]
+    return {**policy, "bindings": edited}
+
+
+def set_policy_request(answer: str, role: str, member: str) -> str:
+    """setIamPolicy's request body (JSON) granting `role` to `member`, from getIamPolicy's answer; empty when the policy
+    grants it already."""
+    if not _ROLE.fullmatch(role):
+        raise FlagError(f"'{role}' is not a role like roles/eventarc.publisher")
+    if not _MEMBER.fullmatch(member):
+        raise FlagError(f"'{member}' is not a member like serviceAccount:EMAIL")
+    try:
+        policy = json.loads(answer)
+    except ValueError:
+        raise PlanError("getIamPolicy's answer is not JSON") from None
+    if not isinstance(policy, dict):
+        raise PlanError("getIamPolicy's answer is not an IAM policy")
+    edited = policy_with_member(policy, role, member)
+    # No updateMask: the default, "bindings,etag", is what changes.
+    return "" if edited is None else json.dumps({"policy": edited}, separators=(",", ":"))
+
+
 # --- the plans --------------------------------------------------------------------------------------------------------
 
 
@@ -690,7 +815,7 @@ def plan_function(environ: Mapping[str, str], source_root: str, warn: Callable[[
     if timeout and duration_s(timeout) is None:
         raise FlagError(f"TIMEOUT '{timeout}' is not a duration like 60s or 5m")
     # The routes decide the per-image budget and the default sizing, so the settings are checked first.
-    checked = check_settings(environ, source_root)
+    checked = check_settings(environ, source_root, project)
     defaults = default_sizing(checked.routes)
     sizing = FunctionSizing(memory or defaults.memory, cpu or defaults.cpu, timeout or defaults.timeout)
     if not 1 <= sizing.timeout_s <= MAX_TIMEOUT_S:
@@ -714,7 +839,10 @@ def plan_function(environ: Mapping[str, str], source_root: str, warn: Callable[[
         build_service_account=build_service_account(environ.get("BUILD_SERVICE_ACCOUNT", ""), project),
         upload=checked.upload,
         model_reads=model_reads(checked.routes, bucket),
-        env_file=env_file(checked.passed),
+        channels=checked.channels,
+        # A channel or event source spelled without a project takes GOOGLE_CLOUD_PROJECT, which the Python runtime does
+        # not set: the function gets the one its settings were checked with here.
+        env_file=env_file(checked.passed, {PROJECT_VARIABLE: project} if checked.channels else None),
     )
 
 
@@ -737,11 +865,11 @@ def plan_job(environ: Mapping[str, str], source_root: str, backfill_args: Sequen
     if duration_s(task_timeout) is None:
         raise FlagError(f"TASK_TIMEOUT '{task_timeout}' is not a duration like 3600s")
     # The same model settings as the function's (the deploy uploads the file; the job only reads it).
-    checked = check_settings(environ, source_root)
+    checked = check_settings(environ, source_root, project)
     runtime_email = service_account_email(environ.get("RUNTIME_SA", ""), project)
     # The job needs the bucket (the function gets it from each event); it shards with CLOUD_RUN_TASK_INDEX and
     # CLOUD_RUN_TASK_COUNT, which Cloud Run sets for every task.
-    lines = env_file(checked.passed, {"BUCKET": bucket, "GOOGLE_CLOUD_PROJECT": project})
+    lines = env_file(checked.passed, {"BUCKET": bucket, PROJECT_VARIABLE: project})
     return JobPlan(bucket, runtime_email, backfill_command(backfill_args), lines)
 
 
@@ -753,16 +881,17 @@ def plan_rules(environ: Mapping[str, str], source_root: str) -> RulesPlan:
     return RulesPlan(shaped_by, routes_file)
 
 
-def check_settings(environ: Mapping[str, str], source_root: str) -> CheckedSettings:
+def check_settings(environ: Mapping[str, str], source_root: str, project: str) -> CheckedSettings:
     """The settings passed to the function, as --cutout-model and the deployed ROUTES_FILE make them, checked by the
-    function's own code (in the environment it will have: these on top of what is already set here)."""
+    function's own code (in the environment it will have: these on top of what is already set here, and the project
+    deployed to as GOOGLE_CLOUD_PROJECT, which the env-vars file gives it when an extension route publishes events)."""
     upload = builtin_model(environ)
     routes_file = deployed_routes_file(environ.get("ROUTES_FILE", ""), source_root)
     deployed = {**model_settings(environ, upload), **({"ROUTES_FILE": routes_file} if routes_file else {})}
     settings_env = {**environ, **deployed}
     passed = passed_settings(read_settings().variables, settings_env)
-    routes = read_settings({**settings_env, **passed}).routes
-    return CheckedSettings(MappingProxyType(passed), routes, upload)
+    read = read_settings({**settings_env, **passed, PROJECT_VARIABLE: project})
+    return CheckedSettings(MappingProxyType(passed), read.routes, upload, read.channels)
 
 
 def backfill_command(backfill_args: Sequence[str]) -> str:

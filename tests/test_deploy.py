@@ -20,7 +20,10 @@ from pathlib import Path
 
 import pytest
 
+from image_pipeline.__main__ import main
+from image_pipeline.extension.params import PARAMS
 from image_pipeline.settings import Settings
+from tests.test_extension_dotenv import EXPORTED
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy.sh"
@@ -30,6 +33,8 @@ SA_DOMAIN = ".iam.gserviceaccount.com"
 RUNTIME = f"image-pipeline-runtime@{PROJECT}{SA_DOMAIN}"
 TRIGGER = f"image-pipeline-trigger@{PROJECT}{SA_DOMAIN}"
 AGENT_PLACEHOLDER = "service-PROJECT_NUMBER@gs-project-accounts.iam.gserviceaccount.com"
+EVENTARC_API = "https://eventarc.googleapis.com/v1"
+FIREBASE_CHANNEL = f"projects/{PROJECT}/locations/us-central1/channels/firebase"
 # A value other than its default for most settings (every_setting).
 SETTINGS = {
     "VARIANTS": "thumb:256,large:2048", "OUTPUT_FORMAT": "avif", "QUALITY": "70", "MAX_INPUT_BYTES": "10485760",
@@ -590,6 +595,88 @@ def test_a_route_level_variable_beside_the_routes_file_is_refused(tmp_path, sour
     assert not commands(result.stdout)
 
 
+# An extension route (a Resize Images instance) that publishes its events when given a channel.
+EXTENSION_ROUTE = """\
+[[route]]
+name = "resize"
+extension = "storage-resize-images"
+IMG_SIZES = "200x200,680x680"
+IMAGE_TYPE = "webp"
+"""
+
+
+def test_an_extension_route_s_channel_is_checked_and_the_runtime_account_may_publish_there(tmp_path, source):
+    with_routes(source, EXTENSION_ROUTE + 'EVENTARC_CHANNEL = "firebase"\n')
+    result = dry(tmp_path, env={"ROUTES_FILE": "routes.toml", "GOOGLE_CLOUD_PROJECT": "elsewhere"},
+                 script=source / "deploy.sh")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    cmds = commands(result.stdout)
+    describe = ["gcloud", "eventarc", "channels", "describe", "firebase", "--location=us-central1",
+                f"--project={PROJECT}", "--format=value(name)"]  # fmt: skip
+    assert describe in cmds
+    assert "gcloud eventarc channels create firebase --location=us-central1 --project=demo-app" in result.stdout
+    channel_url = f"{EVENTARC_API}/{FIREBASE_CHANNEL}"
+    (get,) = [cmd for cmd in cmds if cmd[-1] == f"{channel_url}:getIamPolicy?options.requestedPolicyVersion=3"]
+    (edit,) = [cmd for cmd in cmds if cmd[1:5] == ["-m", "image_pipeline", "deploy-plan", "--prog"]]
+    (put,) = [cmd for cmd in cmds if cmd[-1] == f"{channel_url}:setIamPolicy"]
+    assert get[0] == put[0] == "curl" and edit[0] == sys.executable
+    policy = get[get.index("--output") + 1]
+    assert edit[edit.index("channel-policy") + 1 :] == [
+        f"--member=serviceAccount:{RUNTIME}", "--role=roles/eventarc.publisher", policy
+    ]  # fmt: skip
+    (token,) = find(cmds, "gcloud", "auth", "print-access-token")
+    order = [cmds.index(cmd) for cmd in (describe, *find(cmds, "gcloud", "iam", "service-accounts", "create"), token,
+                                         get, edit, put, *find(cmds, "gcloud", "functions", "deploy"))]  # fmt: skip
+    assert order == sorted(order), "the channel is checked before any change, the grant made before the deploy"
+    (enable,) = find(cmds, "gcloud", "services", "enable")
+    assert "eventarcpublishing.googleapis.com" in enable
+    assert env_file(result.stdout)["GOOGLE_CLOUD_PROJECT"] == PROJECT
+
+
+def test_an_extension_route_without_a_channel_needs_no_eventarc_access(tmp_path, source):
+    with_routes(source, EXTENSION_ROUTE)
+    result = dry(tmp_path, env={"ROUTES_FILE": "routes.toml", "GOOGLE_CLOUD_PROJECT": PROJECT},
+                 script=source / "deploy.sh")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert find(commands(result.stdout), "gcloud", "functions", "deploy")
+    for absent in ("eventarc channels", "eventarc.publisher", "eventarcpublishing", "curl", "print-access-token"):
+        assert absent not in result.stdout
+    assert env_file(result.stdout) == {"LOG_LEVEL": "INFO", "ROUTES_FILE": "routes.toml"}
+
+
+def test_the_deploy_command_an_import_prints_deploys_its_routes(tmp_path, source, capsys):
+    exported = tmp_path / "storage-resize-images.env"
+    exported.write_text(EXPORTED.replace("FUNCTION_MEMORY=1024", "FUNCTION_MEMORY=2048"))
+    assert main(["routes", "import-extension", str(exported), "--project", "demo-x"]) == 0
+    routes = capsys.readouterr().out
+    with_routes(source, routes)
+    (line,) = [line for line in routes.splitlines() if line.startswith("#   ./deploy.sh ")]
+    args = shlex.split(line.removeprefix("#   ./deploy.sh "))
+    result = deploy(tmp_path, *args, "--dry-run", "--bucket-location", "US", env={"ROUTES_FILE": "routes.toml"},
+                    script=source / "deploy.sh")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    cmds = commands(result.stdout)
+    (cmd,) = find(cmds, "gcloud", "functions", "deploy")
+    assert (flag(cmd, "--project"), flag(cmd, "--memory"), flag(cmd, "--region")) == (
+        ["demo-x"],
+        ["2Gi"],
+        ["us-central1"],
+    )
+    assert "--trigger-event-filters=bucket=demo-x.appspot.com" in cmd
+    assert find(
+        cmds, "gcloud", "eventarc", "channels", "describe", "firebase", "--location=us-central1", "--project=demo-x"
+    )
+    assert env_file(result.stdout)["GOOGLE_CLOUD_PROJECT"] == "demo-x"
+
+
+def test_every_flag_an_import_names_is_deploy_sh_s(tmp_path):
+    result = deploy(tmp_path, "--help")
+    options = {line.split()[0] for line in result.stdout.splitlines() if line.startswith("  --")}
+    named = {param.deploy_flag for param in PARAMS if param.deploy_flag}
+    assert named == {"--bucket", "--memory", "--region", "--timeout", "--min-instances", "--max-instances"}
+    assert named <= options
+
+
 FAKE_FIREBASE = r"""#!/usr/bin/env bash
 # Keeps a copy of the rules files the --config names.
 for arg in "$@"; do
@@ -670,6 +757,8 @@ case "$1 $2 $3" in
   "storage buckets describe") echo "$FAKE_LOCATION" ;;
   "iam service-accounts describe") [[ ${FAKE_SA_EXISTS:-0} == 1 ]] || { echo "NOT_FOUND" >&2; exit 1; } ;;
   "storage service-agent "*) echo "service-123456@gs-project-accounts.iam.gserviceaccount.com" ;;
+  "auth print-access-token "*) echo "fake-token" ;;
+  "eventarc channels describe") [[ ${FAKE_CHANNEL_MISSING:-0} == 0 ]] || { echo "NOT_FOUND: $4" >&2; exit 1; } ;;
 esac
 exit 0
 """
@@ -684,7 +773,14 @@ def _fake_gcloud(tmp_path: Path) -> Path:
     return fake
 
 
-def real_run(tmp_path: Path, *args: str, location: str = "US", sa_exists: bool = False):
+def real_run(
+    tmp_path: Path,
+    *args: str,
+    location: str = "US",
+    sa_exists: bool = False,
+    env: dict[str, str] | None = None,
+    script: Path = DEPLOY,
+):
     fake = _fake_gcloud(tmp_path)
     log = tmp_path / "gcloud.log"
     log.unlink(missing_ok=True)
@@ -693,9 +789,10 @@ def real_run(tmp_path: Path, *args: str, location: str = "US", sa_exists: bool =
         "FAKE_LOG": str(log),
         "FAKE_LOCATION": location,
         "FAKE_SA_EXISTS": "1" if sa_exists else "0",
-        "QUALITY": "72",
+        # The function's settings: a value other than its default, unless given.
+        **(env if env is not None else {"QUALITY": "72"}),
     }
-    result = deploy(tmp_path, *args, "--project", PROJECT, "--bucket", BUCKET, env=env)
+    result = deploy(tmp_path, *args, "--project", PROJECT, "--bucket", BUCKET, env=env, script=script)
     calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
     return result, calls
 
@@ -756,6 +853,92 @@ def test_real_backfill_job_needs_the_runtime_account(tmp_path):
     (job,) = [c for c in calls if c["args"][:3] == ["run", "jobs", "deploy"]]
     assert f"BUCKET: '{BUCKET}'" in job["env_file"]
     assert [c["args"][:3] for c in calls][-1] == ["run", "jobs", "execute"]
+
+
+FAKE_CURL = r"""#!PYTHON
+# Records each call as a JSON line (its arguments, the header file's and the request's contents); answers getIamPolicy
+# with FAKE_POLICY and each setIamPolicy with the next status of FAKE_SET_STATUSES, as `--write-out '%{http_code}'`.
+import json, os, pathlib, sys
+
+args = sys.argv[1:]
+log = pathlib.Path(os.environ["FAKE_CURL_LOG"])
+calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+call = {"args": args, "header": pathlib.Path(args[args.index("--header") + 1].removeprefix("@")).read_text()}
+if "--data" in args:
+    call["request"] = json.loads(pathlib.Path(args[args.index("--data") + 1].removeprefix("@")).read_text())
+    status = os.environ["FAKE_SET_STATUSES"].split()[sum("request" in done for done in calls)]
+    answer = "{}" if status == "200" else '{"error": {"code": %s}}' % status
+else:
+    status, answer = "200", os.environ["FAKE_POLICY"]
+with log.open("a") as handle:
+    handle.write(json.dumps(call) + "\n")
+pathlib.Path(args[args.index("--output") + 1]).write_text(answer)
+print(status, end="")
+"""
+
+
+def channel_run(tmp_path: Path, source: Path, policy: dict, set_statuses: str = "", channel_missing: bool = False):
+    """A real deploy of an extension route publishing to channels/firebase, against a fake gcloud and a fake curl."""
+    with_routes(source, EXTENSION_ROUTE + 'EVENTARC_CHANNEL = "firebase"\n')
+    curl = tmp_path / "bin" / "curl"
+    curl.parent.mkdir(exist_ok=True)
+    curl.write_text(FAKE_CURL.replace("PYTHON", sys.executable, 1))
+    curl.chmod(0o755)
+    log = tmp_path / "curl.log"
+    env = {
+        "ROUTES_FILE": "routes.toml",
+        "FAKE_CURL_LOG": str(log),
+        "FAKE_POLICY": json.dumps(policy),
+        "FAKE_SET_STATUSES": set_statuses,
+        "FAKE_CHANNEL_MISSING": "1" if channel_missing else "0",
+    }
+    result, calls = real_run(tmp_path, env=env, script=source / "deploy.sh")
+    curl_calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    return result, calls, curl_calls
+
+
+def test_real_run_stops_at_a_missing_channel_before_changing_any_iam(tmp_path, source):
+    result, calls, curl_calls = channel_run(tmp_path, source, {"etag": "ACAB"}, channel_missing=True)
+    assert result.returncode == 1
+    assert "NOT_FOUND: firebase" in result.stderr, "gcloud's own answer is shown"
+    assert (
+        f"deploy.sh: error: Eventarc channel {FIREBASE_CHANNEL} not found (or not visible to you): route(s) resize "
+        "publish their events there (EVENTARC_CHANNEL), so it must exist before the deploy. Firebase creates "
+        "channels/firebase when an extension with events is installed; otherwise create it: gcloud eventarc channels "
+        f"create firebase --location=us-central1 --project={PROJECT}\n"
+    ) in result.stderr
+    assert [call["args"][:3] for call in calls][-1] == ["eventarc", "channels", "describe"]
+    assert not [call for call in calls if "add-iam-policy-binding" in call["args"]] and not curl_calls
+
+
+def test_real_run_grants_on_the_channel_and_reads_again_after_a_conflict(tmp_path, source):
+    policy = {"version": 1, "etag": "BwX1", "bindings": [{"role": "roles/eventarc.admin", "members": ["user:a@x.com"]}]}
+    result, calls, curl_calls = channel_run(tmp_path, source, policy, set_statuses="409 200")
+    assert result.returncode == 0, result.stderr
+    url = f"{EVENTARC_API}/{FIREBASE_CHANNEL}"
+    assert [call["args"][-1].removeprefix(url) for call in curl_calls] == [
+        ":getIamPolicy?options.requestedPolicyVersion=3", ":setIamPolicy"
+    ] * 2  # fmt: skip
+    granted = {"role": "roles/eventarc.publisher", "members": [f"serviceAccount:{RUNTIME}"]}
+    assert curl_calls[-1]["request"] == {"policy": {**policy, "bindings": [*policy["bindings"], granted]}}
+    assert all(call["header"] == "Authorization: Bearer fake-token\n" for call in curl_calls)
+    assert not any("fake-token" in word for call in curl_calls for word in call["args"]), "no token on a command line"
+    assert "changed since it was read (HTTP 409); reading it again" in result.stderr
+    assert ["auth", "print-access-token"] in [call["args"] for call in calls]
+    assert [call["args"][:2] for call in calls][-2] == ["functions", "deploy"]
+
+
+def test_real_run_sets_nothing_when_the_runtime_account_may_publish_already(tmp_path, source):
+    policy = {
+        "etag": "BwX1",
+        "bindings": [{"role": "roles/eventarc.publisher", "members": [f"serviceAccount:{RUNTIME}"]}],
+    }
+    result, _, curl_calls = channel_run(tmp_path, source, policy)
+    assert result.returncode == 0, result.stderr
+    assert [call["args"][-1].rpartition(":")[2] for call in curl_calls] == [
+        "getIamPolicy?options.requestedPolicyVersion=3"
+    ]
+    assert f"already has roles/eventarc.publisher on {FIREBASE_CHANNEL}" in result.stderr
 
 
 # --- shellcheck -----------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ as deploy.sh reads it. tests/test_deploy.py runs deploy.sh itself."""
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from image_pipeline import deploy_plan as plan
 from image_pipeline.__main__ import main
 from image_pipeline.deploy_plan import (
+    EventChannel,
     FlagError,
     FunctionSizing,
     InvalidSettings,
@@ -54,6 +56,11 @@ BUILT_IN = RouteSizing("showcase", (2048, 2048), ("webp",), None)
 AVATAR = RouteSizing("avatar", (256, 256), ("avif", "webp"), None)
 POSTER = RouteSizing("poster", (8192, 8192), ("webp", "jpeg"), None)
 CUTOUT = RouteSizing("cutout", (2048, 2048), ("webp",), "gs://{bucket}/models/isnet.onnx")
+# The formats an extension route may write an upload back in (IMAGE_TYPE=false), as the extension package reads them.
+KEPT = ("jpeg", "png", "webp", "gif", "tiff", "avif")
+FIREBASE_CHANNEL = f"projects/{PROJECT}/locations/us-central1/channels/firebase"
+RUNTIME_MEMBER = f"serviceAccount:image-pipeline-runtime@{PROJECT}.iam.gserviceaccount.com"
+PUBLISHER = "roles/eventarc.publisher"
 
 
 def function_plan(env: dict[str, str] | None = None, warnings: list[str] | None = None) -> plan.FunctionPlan:
@@ -599,12 +606,224 @@ def test_the_routes_file_decides_the_routes_sizing():
     assert plan.default_sizing(routes).timeout == "120s"
 
 
+@pytest.fixture
+def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A source root for a routes.toml: the folder the function's settings read a relative ROUTES_FILE from (deploy.sh
+    runs the package from the folder it deploys)."""
+    monkeypatch.setattr("image_pipeline.settings.SOURCE_ROOT", tmp_path)
+    return tmp_path
+
+
+def extension_routes(folder: Path, *routes: dict[str, str]) -> Path:
+    """A source root holding routes.toml with these extension routes (each a name and its parameters)."""
+    tables = [
+        '[[route]]\nextension = "storage-resize-images"\n'
+        + "".join(f"{key} = {json.dumps(value)}\n" for key, value in route.items())
+        for route in routes
+    ]
+    (folder / "routes.toml").write_text("\n".join(tables))
+    return folder
+
+
+def extension_plan(folder: Path, *routes: dict[str, str], env: dict[str, str] | None = None) -> plan.FunctionPlan:
+    source = extension_routes(folder, *routes)
+    return plan.plan_function(SCRIPT_ENV | {"ROUTES_FILE": "routes.toml"} | (env or {}), str(source), [].append)
+
+
+@pytest.mark.parametrize(
+    ("converted", "kept", "formats"),
+    [
+        (["webp"], (), ("webp",)),
+        (["jpeg", "jpeg", "webp"], (), ("jpeg", "webp")),  # jpeg and jpg: one format
+        ([], KEPT, ("avif",)),  # the upload's own type: AVIF at worst, the slowest encoder
+        (["webp"], KEPT, ("webp", "avif")),
+        (["avif"], KEPT, ("avif", "jpeg")),  # any other type of upload is one more format
+        (["avif", "webp"], ("webp", "avif"), ("avif", "webp")),  # no other type: nothing more
+        (list(KEPT), KEPT, KEPT),
+    ],
+)
+def test_an_extension_routes_formats_assume_the_costliest_upload(converted, kept, formats):
+    assert plan.extension_formats(converted, kept) == formats
+
+
+def test_extension_routes_are_sized_by_their_largest_box_and_formats(tmp_path):
+    extension_routes(
+        tmp_path,
+        {"name": "resize", "IMG_SIZES": "200x200,4000x3000,3400x3400", "IMAGE_TYPE": "webp,false,jpg,jpeg"},
+        {"name": "thumbs", "IMG_SIZES": "64x64", "IMAGE_TYPE": "avif"},
+        {"name": "defaults"},
+    )
+
+    routes = plan.read_settings({"ROUTES_FILE": str(tmp_path / "routes.toml")}).routes
+
+    assert routes == (
+        RouteSizing("resize", (4000, 3000), ("webp", "jpeg", "avif"), None),
+        RouteSizing("thumbs", (64, 64), ("avif",), None),
+        RouteSizing("defaults", (200, 200), ("avif",), None),  # IMAGE_TYPE=false, IMG_SIZES=200x200
+    )
+
+
+@pytest.mark.parametrize(("image_type", "timeout"), [("false", "120s"), ("webp,jpeg", "60s"), ("avif", "120s")])
+def test_an_extension_route_that_may_encode_avif_gets_the_longer_timeout(folder, image_type, timeout):
+    assert extension_plan(folder, {"name": "resize", "IMAGE_TYPE": image_type}).sizing.timeout == timeout
+
+
+def test_an_extension_routes_largest_box_raises_the_budget(folder):
+    with pytest.raises(FlagError) as error:
+        extension_plan(folder, {"name": "resize", "IMG_SIZES": "100x100,8192x8192", "IMAGE_TYPE": "webp,jpeg"})
+
+    assert "120 MiB + 1 x 1236 MiB = 1356 MiB (route 'resize': largest variant box 8192x8192, 2 format(s))" in str(
+        error.value
+    )
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{}, {"GOOGLE_CLOUD_PROJECT": "elsewhere"}, {"GCLOUD_PROJECT": "elsewhere"}],
+    ids=["unset", "GOOGLE", "GCLOUD"],
+)
+def test_a_publishing_extension_route_gets_the_deployed_project(folder, env):
+    function = extension_plan(folder, {"name": "resize", "EVENTARC_CHANNEL": "firebase"}, env=env)
+
+    assert function.channels == (EventChannel(PROJECT, "us-central1", "firebase", ("resize",)),)
+    assert function.channels[0].name == FIREBASE_CHANNEL
+    assert function.env_file[-1] == f"GOOGLE_CLOUD_PROJECT: '{PROJECT}'"
+
+
+def test_channels_are_listed_once_each_with_their_routes(folder):
+    shared = "projects/shared-events/locations/europe-west1/channels/app-events"
+    function = extension_plan(
+        folder,
+        {"name": "resize", "EVENTARC_CHANNEL": "locations/us-central1/channels/firebase"},
+        {"name": "quiet", "INCLUDE_PATH_LIST": "/quiet"},
+        {"name": "shared", "EVENTARC_CHANNEL": shared, "INCLUDE_PATH_LIST": "/shared"},
+        {"name": "again", "EVENTARC_CHANNEL": "firebase", "INCLUDE_PATH_LIST": "/again"},
+    )
+
+    assert function.channels == (
+        EventChannel(PROJECT, "us-central1", "firebase", ("resize", "again")),
+        EventChannel("shared-events", "europe-west1", "app-events", ("shared",)),
+    )
+    assert [channel.name for channel in function.channels] == [FIREBASE_CHANNEL, shared]
+
+
+def test_without_a_channel_nothing_is_published_and_no_project_is_written(folder):
+    function = extension_plan(folder, {"name": "resize"}, env={"GOOGLE_CLOUD_PROJECT": PROJECT})
+
+    assert function.channels == ()
+    assert not any(line.startswith("GOOGLE_CLOUD_PROJECT") for line in function.env_file)
+
+
+def test_a_channel_name_eventarc_cannot_have_is_refused(folder):
+    with pytest.raises(PlanError) as error:
+        extension_plan(folder, {"name": "resize", "EVENTARC_CHANNEL": "fire base"})
+
+    assert str(error.value) == (
+        "route 'resize': EVENTARC_CHANNEL 'projects/demo-app/locations/us-central1/channels/fire base' is not an "
+        "Eventarc channel's name"
+    )
+
+
+def test_the_job_reads_a_publishing_route_with_the_deployed_project(folder):
+    source = extension_routes(folder, {"name": "resize", "EVENTARC_CHANNEL": "firebase"})
+
+    job = plan.plan_job(SCRIPT_ENV | {"ROUTES_FILE": "routes.toml"}, str(source), [])
+
+    assert job.env_file[-2:] == (f"BUCKET: '{BUCKET}'", f"GOOGLE_CLOUD_PROJECT: '{PROJECT}'")
+
+
 def test_a_bad_routes_file_is_the_settings_refusal(tmp_path):
     broken = tmp_path / "routes.toml"
     broken.write_text((ROOT / "examples" / "routes.toml").read_text().replace('fit = "cover"', 'fit = "fill"'))
 
     with pytest.raises(InvalidSettings, match="route 'avatar'"):
         plan.read_settings({"ROUTES_FILE": str(broken)})
+
+
+# --- Eventarc channels: the policy edit -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("policy", "bindings"),
+    [
+        ({"etag": "ACAB"}, [{"role": PUBLISHER, "members": [RUNTIME_MEMBER]}]),  # getIamPolicy's empty policy
+        (
+            {"version": 1, "etag": "BwX1", "bindings": [{"role": "roles/eventarc.admin", "members": ["user:a@x.com"]}]},
+            [
+                {"role": "roles/eventarc.admin", "members": ["user:a@x.com"]},
+                {"role": PUBLISHER, "members": [RUNTIME_MEMBER]},
+            ],
+        ),
+        (
+            {"version": 1, "etag": "BwX1", "bindings": [{"role": PUBLISHER, "members": ["user:a@x.com"]}]},
+            [{"role": PUBLISHER, "members": ["user:a@x.com", RUNTIME_MEMBER]}],
+        ),
+        (  # a conditional grant is not the grant: the unconditional binding gets the member, the condition stays
+            {
+                "version": 3,
+                "etag": "BwX2",
+                "bindings": [
+                    {"role": PUBLISHER, "members": [RUNTIME_MEMBER], "condition": {"title": "t", "expression": "e"}},
+                    {"role": PUBLISHER, "members": ["group:g@x.com"]},
+                ],
+            },
+            [
+                {"role": PUBLISHER, "members": [RUNTIME_MEMBER], "condition": {"title": "t", "expression": "e"}},
+                {"role": PUBLISHER, "members": ["group:g@x.com", RUNTIME_MEMBER]},
+            ],
+        ),
+    ],
+    ids=["empty", "other role", "other member", "conditional"],
+)
+def test_the_policy_edit_adds_the_member_and_keeps_the_rest(policy, bindings):
+    request = json.loads(plan.set_policy_request(json.dumps(policy), PUBLISHER, RUNTIME_MEMBER))
+
+    assert request == {"policy": {**policy, "bindings": bindings}}  # the etag and version as read
+
+
+@pytest.mark.parametrize(
+    "bindings",
+    [
+        [{"role": PUBLISHER, "members": [RUNTIME_MEMBER]}],
+        [
+            {"role": "roles/viewer", "members": ["user:a@x.com"]},
+            {"role": PUBLISHER, "members": ["x:y", RUNTIME_MEMBER]},
+        ],
+    ],
+)
+def test_the_policy_edit_sets_nothing_when_the_member_has_the_role(bindings):
+    answer = json.dumps({"version": 1, "etag": "BwX1", "bindings": bindings})
+
+    assert plan.set_policy_request(answer, PUBLISHER, RUNTIME_MEMBER) == ""
+
+
+@pytest.mark.parametrize(
+    ("answer", "role", "member", "kind", "message"),
+    [
+        ("{}", PUBLISHER, RUNTIME_MEMBER, PlanError,
+         "the IAM policy has no etag: setting it would overwrite any change made since it was read"),
+        ('{"etag": "", "bindings": []}', PUBLISHER, RUNTIME_MEMBER, PlanError,
+         "the IAM policy has no etag: setting it would overwrite any change made since it was read"),
+        ('{"etag": "e", "bindings": {}}', PUBLISHER, RUNTIME_MEMBER, PlanError,
+         "the IAM policy's bindings are not a list of {role, members}"),
+        ('{"etag": "e", "bindings": [{"members": []}]}', PUBLISHER, RUNTIME_MEMBER, PlanError,
+         "the IAM policy's bindings are not a list of {role, members}"),
+        ('{"etag": "e", "bindings": [{"role": "r", "members": "m"}]}', PUBLISHER, RUNTIME_MEMBER, PlanError,
+         "the IAM policy's bindings are not a list of {role, members}"),
+        ("<html>403</html>", PUBLISHER, RUNTIME_MEMBER, PlanError, "getIamPolicy's answer is not JSON"),
+        ("[]", PUBLISHER, RUNTIME_MEMBER, PlanError, "getIamPolicy's answer is not an IAM policy"),
+        ("{}", "eventarc.publisher", RUNTIME_MEMBER, FlagError,
+         "'eventarc.publisher' is not a role like roles/eventarc.publisher"),
+        ("{}", PUBLISHER, "image-pipeline-runtime@x.iam.gserviceaccount.com", FlagError,
+         "'image-pipeline-runtime@x.iam.gserviceaccount.com' is not a member like serviceAccount:EMAIL"),
+    ],
+)  # fmt: skip
+def test_the_policy_edit_refuses_what_it_cannot_edit_safely(answer, role, member, kind, message):
+    with pytest.raises(kind) as error:
+        plan.set_policy_request(answer, role, member)
+
+    assert type(error.value) is kind
+    assert str(error.value) == message
 
 
 # --- the backfill job and the rules -----------------------------------------------------------------------------------
@@ -727,6 +946,49 @@ def test_models_read_elsewhere_are_listed_by_bucket_then_uri(capsys, monkeypatch
 )  # fmt: skip
 def test_problems_are_reported_as_deploy_sh_reports_its_own(capsys, monkeypatch, kind, env, args, code, err):
     assert run_command(capsys, monkeypatch, kind, env, *args) == (code, "", err)
+
+
+def test_each_channel_is_one_line_with_its_parts_and_routes(capsys, monkeypatch, folder):
+    source = extension_routes(
+        folder,
+        {"name": "resize", "EVENTARC_CHANNEL": "firebase"},
+        {"name": "again", "EVENTARC_CHANNEL": "firebase", "INCLUDE_PATH_LIST": "/again"},
+    )
+    for name, value in (SCRIPT_ENV | {"ROUTES_FILE": "routes.toml"}).items():
+        monkeypatch.setenv(name, value)
+
+    code = main(["deploy-plan", "--source-root", str(source), "function"])
+
+    out, err = capsys.readouterr()
+    assert (code, err) == (0, "")
+    assert [line for line in out.splitlines() if line.startswith("CHANNEL=")] == [
+        f"CHANNEL={FIREBASE_CHANNEL} {PROJECT} us-central1 firebase resize,again"
+    ]
+    assert out.splitlines()[-1] == f"ENV=GOOGLE_CLOUD_PROJECT: '{PROJECT}'"
+
+
+@pytest.mark.parametrize(
+    ("policy", "out"),
+    [
+        ({"etag": "ACAB"}, '{"policy":{"etag":"ACAB","bindings":[{"role":"roles/eventarc.publisher","members":'
+                           f'["{RUNTIME_MEMBER}"]}}]}}}}\n'),
+        ({"etag": "ACAB", "bindings": [{"role": PUBLISHER, "members": [RUNTIME_MEMBER]}]}, ""),
+    ],
+)  # fmt: skip
+def test_the_channel_policy_is_the_set_request_or_nothing(capsys, monkeypatch, tmp_path, policy, out):
+    answer = tmp_path / "policy.json"
+    answer.write_text(json.dumps(policy))
+    argv = [f"--member={RUNTIME_MEMBER}", f"--role={PUBLISHER}", str(answer)]
+
+    assert run_command(capsys, monkeypatch, "channel-policy", {}, *argv) == (0, out, "")
+
+
+def test_an_unreadable_policy_is_reported_as_deploy_sh_reports_its_own(capsys, monkeypatch, tmp_path):
+    argv = [f"--member={RUNTIME_MEMBER}", f"--role={PUBLISHER}", str(tmp_path / "none.json")]
+
+    assert run_command(capsys, monkeypatch, "channel-policy", {}, *argv) == (
+        1, "", f"deploy.sh: error: cannot read '{tmp_path}/none.json'\n"
+    )  # fmt: skip
 
 
 def test_the_trigger_location(capsys, monkeypatch):

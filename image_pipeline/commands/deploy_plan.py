@@ -1,8 +1,10 @@
 """`deploy-plan`: what deploy.sh deploys, worked out from its options and the function's settings.
 
 deploy.sh's helper: it passes its options in the environment, by the names of its variables (MEMORY, TIMEOUT...), and
-reads back one KEY=value line per value (ENV and MODEL_READ lines repeat). A problem is reported as deploy.sh reports
-its own, on stderr: exit status 2 for a usage error, 1 otherwise. Standard library only, like the settings it reads.
+reads back one KEY=value line per value (ENV, MODEL_READ and CHANNEL lines repeat). `channel-policy` is the exception:
+it prints the setIamPolicy request that grants a role on an Eventarc channel, from the getIamPolicy answer deploy.sh
+saved (nothing when the policy grants it already). A problem is reported as deploy.sh reports its own, on stderr: exit
+status 2 for a usage error, 1 otherwise. Standard library only, like the settings it reads.
 """
 
 from __future__ import annotations
@@ -38,6 +40,14 @@ def add_parser(subparsers: Any) -> None:
     location = kinds.add_parser("location", help="the trigger location for a bucket in LOCATION, for REGION")
     location.add_argument("location", metavar="LOCATION")
     kinds.add_parser("setting-names", help="the setting names for deploy.sh --help, with the defaults it writes")
+    policy = kinds.add_parser(
+        "channel-policy",
+        help="deploy.sh's grant on an Eventarc channel: the setIamPolicy request adding MEMBER to ROLE, from the "
+        "getIamPolicy answer in POLICY_FILE (nothing when it is there already)",
+    )
+    policy.add_argument("--member", required=True, help="who gets the role, e.g. serviceAccount:EMAIL")
+    policy.add_argument("--role", required=True, help="the role, e.g. roles/eventarc.publisher")
+    policy.add_argument("policy_file", metavar="POLICY_FILE", help="getIamPolicy's answer (JSON)")
     parser.set_defaults(run=run)
 
 
@@ -56,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     except plan.PlanError as error:
         print(f"{args.prog}: error: {error}", file=sys.stderr)
         return error.status
-    print("\n".join(lines))
+    if lines:
+        print("\n".join(lines))
     return 0
 
 
@@ -70,6 +81,9 @@ def plan_lines(args: argparse.Namespace, environ: Mapping[str, str], warn: Calla
     if args.kind == "rules":
         rules = plan.plan_rules(environ, args.source_root)
         return (f"SHAPED_BY={rules.shaped_by}", f"ROUTES_FILE={rules.routes_file}")
+    if args.kind == "channel-policy":
+        request = plan.set_policy_request(_read(args.policy_file), args.role, args.member)
+        return (request,) if request else ()
     if args.kind == "location":
         bucket = plan.bucket_name(environ.get("BUCKET", ""), environ.get("PROJECT_ID", ""))
         return (f"TRIGGER_LOCATION={plan.trigger_location(args.location, environ.get('REGION', ''), bucket)}",)
@@ -92,9 +106,23 @@ def function_lines(function: plan.FunctionPlan) -> tuple[str, ...]:
         f"CUTOUT_OBJECT={upload.object_name if upload else ''}",
         f"CUTOUT_SHA256={upload.sha256 if upload else ''}",
         *(f"MODEL_READ={read.bucket} {read.uri}" for read in function.model_reads),
+        *(f"CHANNEL={_channel(channel)}" for channel in function.channels),
         *_env(function.env_file),
     )
 
 
 def _env(lines: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(f"ENV={line}" for line in lines)
+
+
+def _channel(channel: plan.EventChannel) -> str:
+    """A channel as deploy.sh reads it: its full name, project, location and id, and the routes publishing there."""
+    return f"{channel.name} {channel.project} {channel.location} {channel.channel_id} {','.join(channel.routes)}"
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except (OSError, UnicodeDecodeError):
+        raise plan.PlanError(f"cannot read '{path}'") from None
