@@ -92,7 +92,7 @@ def serve(args: argparse.Namespace, settings: Any, stopping: threading.Event) ->
         os.environ.update(info.client_env())  # the relay's reporter and the page use the Google clients
         documents = connect(settings).documents  # one Firestore client for both
         emulators.create_bucket(info.storage_url, info.bucket)
-        function = stack.FunctionProcess(ports.function, info.client_env())
+        function = stack.FunctionProcess(ports.function, info.function_env(os.environ))
         function.start()
         relay = Relay(
             Subscription(services.pubsub.host_port, project, stack.TOPIC, stack.SUBSCRIPTION),
