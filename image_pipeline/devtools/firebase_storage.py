@@ -7,8 +7,8 @@ where Firebase keeps them, in the `firebaseStorageDownloadTokens` custom metadat
 has none gets one when its metadata is first asked for, as Firebase does.
 
 What it is not: security rules are not evaluated (every call is allowed, an `Authorization` header is accepted and
-not read), resumable uploads are kept in memory until finalized, and the Admin token endpoints (`create_token`,
-`delete_token`) are not served. A call it does not serve is answered 400 or 405 with a JSON error naming what is
+not read), resumable uploads are kept in memory until finalized, a metadata update cannot remove a field that has a
+value (fake-gcs-server keeps it), and the Admin token endpoints (`create_token`, `delete_token`) are not served. A call it does not serve is answered 400 or 405 with a JSON error naming what is
 missing: the SDKs report those at once, where they would retry a 5xx for minutes.
 """
 
@@ -146,16 +146,16 @@ def new_object(name: str, fields: Mapping[str, Any], content_type: str, token: s
 
 
 def updated_object(current: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
-    """The writable fields of `current` after Firebase's updateMetadata `changes`: a field set to null is removed,
-    custom metadata is merged key by key (null removes a key; `metadata: null` removes all but the tokens). Other
-    fields are read-only and ignored, as Cloud Storage ignores them in a patch."""
-    resource = {key: current[key] for key in WRITABLE if current.get(key)}
+    """The writable fields of `current` after Firebase's updateMetadata `changes`: custom metadata is merged key by key
+    (null removes a key; `metadata: null` removes all but the tokens); other fields are read-only and ignored, as
+    Cloud Storage ignores them in a patch. A field set to null is removed in Firebase, which fake-gcs-server cannot
+    do once the field has a value: 400 naming it."""
+    resource = {key: str(current[key]) for key in WRITABLE if current.get(key)}
     for key in WRITABLE:
-        if key in changes:
-            if changes[key] is None:
-                resource.pop(key, None)
-            else:
-                resource[key] = str(changes[key])
+        if changes.get(key) is not None:
+            resource[key] = str(changes[key])
+        elif key in changes and key in resource:
+            raise ApiError(400, f"removing {key} (null) is not served here: fake-gcs-server keeps a field once set")
     custom = dict(current.get("metadata") or {})
     if "metadata" in changes:
         asked = changes["metadata"]
@@ -169,8 +169,7 @@ def updated_object(current: Mapping[str, Any], changes: Mapping[str, Any]) -> di
                     custom[key] = str(value)
         else:
             raise ApiError(400, f"metadata must be an object of strings, got {json.dumps(asked)}")
-    resource["metadata"] = custom
-    return resource
+    return {**resource, "metadata": custom}
 
 
 def multipart_parts(content_type: str, body: bytes) -> list[tuple[str, bytes]]:
@@ -366,7 +365,7 @@ class FirebaseStorage:
 
     def _update(self, bucket: str, name: str, changes: Mapping[str, Any]) -> Answer:
         current = self._resource(bucket, name)
-        # A JSON API PUT replaces the writable fields whole (fake-gcs-server's PATCH cannot remove a custom key).
+        # A JSON API PUT replaces the custom metadata whole: fake-gcs-server's PATCH cannot remove a custom key.
         _check(
             self._upstream.json("PUT", _object_target(bucket, name), updated_object(current, changes)),
             f"updating gs://{bucket}/{name}",
