@@ -8,8 +8,9 @@ has none gets one when its metadata is first asked for, as Firebase does.
 
 What it is not: security rules are not evaluated (every call is allowed, an `Authorization` header is accepted and
 not read), resumable uploads are kept in memory until finalized, a metadata update cannot remove a field that has a
-value (fake-gcs-server keeps it), and the Admin token endpoints (`create_token`, `delete_token`) are not served. A call it does not serve is answered 400 or 405 with a JSON error naming what is
-missing: the SDKs report those at once, where they would retry a 5xx for minutes.
+value (fake-gcs-server keeps it), and the Admin token endpoints (`create_token`, `delete_token`) are not served. A
+call it does not serve is answered 400 or 405 with a JSON error naming what is missing: the SDKs report those at
+once, where they would retry a 5xx for minutes.
 """
 
 from __future__ import annotations
