@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import socket
 from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import quote
@@ -94,6 +95,17 @@ def test_a_chunked_request_body_is_forwarded_whole(front) -> None:
 
     status, _, body = call(front, "GET", f"/storage/v1/b/{BUCKET}/o/server%2Fchunked.txt?alt=media")
     assert (status, body) == (200, b"first part, second part")
+
+
+def test_a_malformed_chunked_body_is_a_400_not_a_dropped_connection(front) -> None:
+    with socket.create_connection((emulators.LOCALHOST, front.port), timeout=10) as raw:
+        raw.sendall(
+            b"POST " + v0(query="name=a").encode() + b" HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        raw.sendall(b"not-hex\r\n")
+        answer = raw.makefile("rb").readline()
+
+    assert answer.startswith(b"HTTP/1.1 400 ")
 
 
 # --- /v0 at its edges -----------------------------------------------------------------------------------------------

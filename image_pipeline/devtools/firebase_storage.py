@@ -37,6 +37,10 @@ WRITABLE = ("contentType", "cacheControl", "contentDisposition", "contentEncodin
 CHUNK_GRANULARITY = 256 * 1024
 _API_PATH = re.compile(r"^/v0/b/(?P<bucket>[^/]+)/o(?:/(?P<object>.+))?$")
 _UPLOAD_COMMANDS = frozenset({"start", "upload", "finalize", "query", "cancel"})
+# The headers of a download that say what the bytes are (lower case).
+_MEDIA_HEADERS = frozenset(
+    {"content-type", "content-range", "accept-ranges", "cache-control", "content-disposition", "etag"}
+)
 _JSON = "application/json; charset=utf-8"
 
 
@@ -335,8 +339,7 @@ class FirebaseStorage:
             raise ApiError(
                 answer.status if answer.status < 500 else 502, f"reading gs://{bucket}/{name}: {answer.status}"
             )
-        kept = ("Content-Type", "Content-Range", "Accept-Ranges", "Cache-Control", "Content-Disposition", "ETag")
-        headers = tuple((key, value) for key, value in answer.headers if key.lower() in {k.lower() for k in kept})
+        headers = tuple((key, value) for key, value in answer.headers if key.lower() in _MEDIA_HEADERS)
         return Answer(answer.status, headers, answer.body)
 
     def _with_token(self, bucket: str, name: str, resource: dict[str, Any]) -> dict[str, Any]:

@@ -100,8 +100,8 @@ def make_handler(api: FirebaseStorage, upstream: Upstream, own_origin: str) -> t
 
         def _handle(self) -> None:
             url = urlsplit(self.path)
-            body = self._body()
             try:
+                body = self._body()
                 if not is_firebase_path(url.path):
                     answer = upstream.call(self.command, self.path, body, forwarded(self.headers.items()))
                 elif self.command == "OPTIONS":
@@ -116,15 +116,22 @@ def make_handler(api: FirebaseStorage, upstream: Upstream, own_origin: str) -> t
                     )
                     host = self.headers.get("Host")
                     answer = with_cors(api.handle(request, f"http://{host}" if host else own_origin))
+            except ApiError as error:
+                answer = with_cors(error.answer())
             except OSError as error:
                 _log.warning("storage front: fake-gcs-server did not answer %s %s: %s", self.command, self.path, error)
                 answer = with_cors(ApiError(502, f"fake-gcs-server did not answer: {error}").answer())
             self._send(answer)
 
         def _body(self) -> bytes:
-            if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-                return read_chunked(self.rfile)
-            length = int(self.headers.get("Content-Length") or 0)
+            """The request's body; ApiError 400 when its framing is malformed."""
+            try:
+                if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+                    return read_chunked(self.rfile)
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                self.close_connection = True  # what follows on the connection cannot be found
+                raise ApiError(400, "the request's Content-Length or chunked framing is malformed") from None
             return self.rfile.read(length) if length > 0 else b""
 
         def _send(self, answer: Answer) -> None:
