@@ -129,7 +129,8 @@ def test_an_sdk_upload_is_an_ordinary_upload_that_completes_the_route(
         seen["uploaded"]["generation"],
         len(data),
     )
-    assert f"{seen['path']} -> 200" in dev.stderr_path.read_text()  # through the relay, as any upload
+    delivered = f"{seen['path']} -> 200"  # the relay's line: the upload's event reached the function as any upload's
+    wait_until(lambda: delivered in dev.stderr_path.read_text(), 30, lambda: f"dev to log {delivered!r}")
 
 
 def test_getdownloadurl_and_the_manifest_url_are_one_url_serving_the_recorded_bytes(

@@ -1,5 +1,5 @@
-"""The `dev` stack: emulators, fake-gcs-server publishing to Pub/Sub, the function (restarted on code changes), the
-relay between them, and what the local page needs to know about it all.
+"""The `dev` stack: emulators, fake-gcs-server publishing to Pub/Sub behind the Storage front (storage_front.py), the
+function (restarted on code changes), the relay between them, and what the local page needs to know about it all.
 """
 
 from __future__ import annotations
@@ -215,7 +215,10 @@ def start_services(ports: Ports, project: str, firestore_host: str | None) -> Se
         Subscription(pubsub.host_port, project, TOPIC, SUBSCRIPTION).create()
         events = ("-event.pubsub-project-id", project, "-event.pubsub-topic", TOPIC, "-event.list", "finalize")
         storage = emulators.start_storage(
-            extra_args=events, env={"PUBSUB_EMULATOR_HOST": pubsub.host_port}, public_port=ports.storage
+            port=_internal_port(ports),
+            extra_args=events,
+            env={"PUBSUB_EMULATOR_HOST": pubsub.host_port},
+            public_port=ports.storage,
         )
         started.append(storage)
         front = StorageFront(ports.storage, Upstream(LOCALHOST, storage.port))
@@ -226,6 +229,15 @@ def start_services(ports: Ports, project: str, firestore_host: str | None) -> Se
         for service in reversed(started):
             service.stop()
         raise
+
+
+def _internal_port(ports: Ports) -> int:
+    """A free port for fake-gcs-server behind the front, and none of `ports` (--free-ports' are not bound yet)."""
+    taken = set(vars(ports).values())
+    port = emulators.free_port()
+    while port in taken:
+        port = emulators.free_port()
+    return port
 
 
 def stack_info(
