@@ -19,6 +19,7 @@ from image_pipeline.devtools.firebase_storage import (
     Upstream,
     firebase_metadata,
     multipart_parts,
+    new_object,
     updated_object,
 )
 from image_pipeline.devtools.stack import StackInfo
@@ -299,6 +300,20 @@ def test_updated_object_applies_firebase_update_semantics(changes: dict, expecte
         updated_object(current, {"metadata": "k=v"})
     with pytest.raises(ApiError, match="removing cacheControl"):
         updated_object(current, {"cacheControl": None})
+
+
+def test_new_object_keeps_the_clients_fields_and_adds_a_fresh_token() -> None:
+    fields = {"name": "x", "cacheControl": "no-cache", "md5Hash": "abc", "metadata": {"n": 1, "gone": None}}
+    fields |= {"contentLanguage": None}
+
+    assert new_object("a/b.jpg", fields, "image/jpeg", "t-1") == {
+        "name": "a/b.jpg",
+        "contentType": "image/jpeg",
+        "cacheControl": "no-cache",
+        "metadata": {"n": "1", TOKEN_METADATA_KEY: "t-1"},
+    }
+    with pytest.raises(ApiError, match="metadata must be an object"):
+        new_object("a", {"metadata": ["k"]}, "image/jpeg", "t")
 
 
 def test_multipart_parts_keeps_binary_data_exactly() -> None:

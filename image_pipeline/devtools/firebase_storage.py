@@ -144,7 +144,10 @@ def list_answer(listing: Mapping[str, Any]) -> dict[str, Any]:
 def new_object(name: str, fields: Mapping[str, Any], content_type: str, token: str) -> dict[str, Any]:
     """The JSON API resource to create for an upload: the client's writable fields and custom metadata, its content
     type, and a fresh download token (Firebase gives every upload one)."""
-    custom = {key: str(value) for key, value in (fields.get("metadata") or {}).items() if value is not None}
+    asked = fields.get("metadata") or {}
+    if not isinstance(asked, Mapping):
+        raise ApiError(400, f"metadata must be an object of strings, got {json.dumps(asked)}")
+    custom = {key: str(value) for key, value in asked.items() if value is not None}
     resource: dict[str, Any] = {key: fields[key] for key in WRITABLE if fields.get(key) is not None}
     resource.update(name=name, contentType=content_type, metadata={**custom, TOKEN_METADATA_KEY: token})
     return resource
@@ -244,10 +247,9 @@ class Upstream:
         finally:
             connection.close()
 
-    def json(self, method: str, target: str, body: Mapping[str, Any] | None = None) -> Answer:
+    def json(self, method: str, target: str, body: Mapping[str, Any]) -> Answer:
         """A JSON API call with a JSON body."""
-        data = b"" if body is None else json.dumps(body).encode()
-        return self.call(method, target, data, [("Content-Type", "application/json")] if body is not None else [])
+        return self.call(method, target, json.dumps(body).encode(), [("Content-Type", "application/json")])
 
 
 @dataclass
@@ -282,7 +284,7 @@ class FirebaseStorage:
         try:
             return self._route(request, origin)
         except ApiError as error:
-            # The SDKs keep the message from the app (it sees `storage/unknown`): dev's stderr shows it.
+            # The SDKs do not pass the message on (the app sees `storage/unknown`): dev's stderr shows it.
             _log.info("%s %s -> %d: %s", request.method, request.path, error.status, error.message)
             return error.answer()
 
