@@ -123,7 +123,8 @@ class Settings:
                     download_base=env.url(
                         "DOWNLOAD_URL_BASE",
                         _emulator_base(env, "/storage/v1") or FIREBASE_DOWNLOAD_BASE,
-                        help="base of token URLs (the emulator's `/storage/v1` when `STORAGE_EMULATOR_HOST` is set)",
+                        help="base of token URLs (the emulator's `/storage/v1` when `STORAGE_EMULATOR_HOST` is set; "
+                        "`/v0` on the Storage port under `dev`)",
                     ),
                     public_base=env.url(
                         "PUBLIC_URL_BASE",

@@ -33,3 +33,15 @@ if ! command -v chromedriver >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v
   { apt-get update -qq && apt-get install -y -qq chromium chromium-driver; } >/dev/null 2>&1 \
     || echo "note: chromium could not be installed; the page's browser test will be skipped" >&2
 fi
+# The Firebase JS SDK (npm `firebase`, the version tests/firebase_clients/package.json pins) for the client-SDK tests,
+# into the git-ignored .cache/npm-clients/, once per version; those tests skip, saying so, without Node.js and npm.
+if command -v npm >/dev/null 2>&1; then
+  clients=.cache/npm-clients
+  wanted="$(node -p 'require("./tests/firebase_clients/package.json").dependencies.firebase')"
+  installed="$(node -p "require('./$clients/node_modules/firebase/package.json').version" 2>/dev/null || true)"
+  if [ "$installed" != "$wanted" ]; then
+    mkdir -p "$clients" && cp tests/firebase_clients/package.json "$clients/"
+    npm install --prefix "$clients" --no-audit --no-fund --ignore-scripts --loglevel=error >/dev/null \
+      || echo "note: npm could not install firebase $wanted; the client-SDK tests will be skipped" >&2
+  fi
+fi

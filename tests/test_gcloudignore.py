@@ -40,6 +40,7 @@ NOT_UPLOADED = [
     "image_pipeline/NOTES.md",
     "image_pipeline/assets/sample.png",
     ".hypothesis/x",
+    ".cache/npm-clients/node_modules/firebase/package.json",
     "examples/routes.toml",
     "docs/routes.md",
 ]

@@ -28,9 +28,10 @@ Once everything answers, stdout gets exactly five lines (events, summaries and t
   bucket: demo-image-pipeline.appspot.com
   page: http://127.0.0.1:8480/
 
-Default ports: page 8480, Firestore emulator 8481, fake-gcs-server 8482, Pub/Sub emulator 8483, function 8484.
-Any Cloud Storage JSON API client pointed at STORAGE_EMULATOR_HOST (the Admin SDKs, google-cloud-storage) triggers
-the function by uploading. Routes come from ROUTES_FILE, as in production.
+Default ports: page 8480, Firestore emulator 8481, Storage 8482, Pub/Sub emulator 8483, function 8484.
+Uploads trigger the function from any Cloud Storage JSON API client pointed at STORAGE_EMULATOR_HOST (the Admin
+SDKs, google-cloud-storage) and from the Firebase client SDKs: connectStorageEmulator(storage, "127.0.0.1", 8482)
+and connectFirestoreEmulator(db, "127.0.0.1", 8481). Routes come from ROUTES_FILE, as in production.
 
 exit codes: 0 stopped by Ctrl-C or SIGTERM, 2 a bad setting or a local service that could not start
 """
@@ -95,7 +96,7 @@ def serve(args: argparse.Namespace, settings: Any, stopping: threading.Event) ->
         os.environ.update(info.client_env())  # the relay's reporter and the page use the Google clients
         documents = connect(settings).documents  # one Firestore client for both
         emulators.create_bucket(info.storage_url, info.bucket)
-        function = stack.FunctionProcess(ports.function, info.client_env())
+        function = stack.FunctionProcess(ports.function, info.function_env(os.environ))
         function.start()
         feed = UploadFeed()  # what the page lists: every upload, whoever made it
         reporter = Reporter(info, documents)

@@ -218,10 +218,15 @@ def start_storage(
     port: int | None = None,
     extra_args: tuple[str, ...] = (),
     env: Mapping[str, str] | None = None,
+    public_port: int | None = None,
 ) -> Service:
-    """Start fake-gcs-server (in-memory, plain HTTP) on `port` (a free one by default) and wait until it answers."""
+    """Start fake-gcs-server (in-memory, plain HTTP) on `port` (a free one by default) and wait until it answers.
+
+    `public_port`: where clients reach it when a front stands before it (the URLs it writes, such as a resumable
+    upload's, point there); its own port by default.
+    """
     port = port or free_port()
-    address = f"{LOCALHOST}:{port}"
+    address = f"{LOCALHOST}:{public_port or port}"
     command = [
         str(fake_gcs_binary()),
         "-scheme", "http",

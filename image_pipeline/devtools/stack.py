@@ -1,5 +1,5 @@
-"""The `dev` stack: emulators, fake-gcs-server publishing to Pub/Sub, the function (restarted on code changes), the
-relay between them, and what the local page needs to know about it all.
+"""The `dev` stack: emulators, fake-gcs-server publishing to Pub/Sub behind the Storage front (storage_front.py), the
+function (restarted on code changes), the relay between them, and what the local page needs to know about it all.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 
 from image_pipeline.devtools import emulators
 from image_pipeline.devtools.emulators import LOCALHOST, REPO_ROOT, EmulatorError, Service
+from image_pipeline.devtools.firebase_storage import Upstream
+from image_pipeline.devtools.storage_front import StorageFront
 
 if TYPE_CHECKING:
     from image_pipeline.settings import Settings
@@ -68,7 +70,7 @@ class StackInfo:
     project: str
     bucket: str
     firestore_host: str  # HOST:PORT, the FIRESTORE_EMULATOR_HOST form
-    storage_url: str  # fake-gcs-server: JSON API under /storage/v1, uploads under /upload/storage/v1
+    storage_url: str  # the Storage front: JSON API under /storage/v1 and /upload/storage/v1, Firebase's under /v0
     function_url: str
     page_url: str
     settings: Settings
@@ -80,6 +82,19 @@ class StackInfo:
             "STORAGE_EMULATOR_HOST": self.storage_url,
             "GOOGLE_CLOUD_PROJECT": self.project,
         }
+
+    def function_env(self, environ: Mapping[str, str]) -> dict[str, str]:
+        """The function's variables: the clients' and, unless `environ` sets its own, download URLs in Firebase's
+        `/v0` form on the Storage port, which the client SDKs' getDownloadURL answers too."""
+        download_base = (
+            {} if (environ.get("DOWNLOAD_URL_BASE") or "").strip() else {"DOWNLOAD_URL_BASE": self.download_url_base}
+        )
+        return {**self.client_env(), **download_base}
+
+    @property
+    def download_url_base(self) -> str:
+        """Firebase's API on the Storage front."""
+        return f"{self.storage_url}/v0"
 
     def ready_lines(self) -> list[str]:
         """The five lines `dev` prints on stdout once ready: a contract scripts may parse."""
@@ -174,20 +189,24 @@ def watched_roots(settings_env: Mapping[str, str]) -> list[Path]:
 
 @dataclass(frozen=True)
 class Services:
-    """The processes `dev` started (the Firestore emulator is absent when attached to a running one)."""
+    """What `dev` started (the Firestore emulator is absent when attached to a running one). fake-gcs-server listens
+    on an internal port; clients reach it, and Firebase's API, through the front on the Storage port."""
 
     firestore: Service | None
     pubsub: Service
     storage: Service
+    front: StorageFront
 
-    def all(self) -> list[Service]:
-        """Every started service, oldest first."""
-        return [service for service in (self.firestore, self.pubsub, self.storage) if service is not None]
+    def all(self) -> list[Service | StorageFront]:
+        """Everything started, oldest first."""
+        started = (self.firestore, self.pubsub, self.storage, self.front)
+        return [service for service in started if service is not None]
 
 
 def start_services(ports: Ports, project: str, firestore_host: str | None) -> Services:
-    """Start the emulators (Pub/Sub first: fake-gcs-server publishes to it); stop those started if one fails."""
-    started: list[Service] = []
+    """Start the emulators (Pub/Sub first: fake-gcs-server publishes to it) and the Storage front; stop those started
+    if one fails."""
+    started: list[Service | StorageFront] = []
     try:
         pubsub = emulators.start_pubsub(port=ports.pubsub)
         started.append(pubsub)
@@ -196,15 +215,29 @@ def start_services(ports: Ports, project: str, firestore_host: str | None) -> Se
         Subscription(pubsub.host_port, project, TOPIC, SUBSCRIPTION).create()
         events = ("-event.pubsub-project-id", project, "-event.pubsub-topic", TOPIC, "-event.list", "finalize")
         storage = emulators.start_storage(
-            port=ports.storage, extra_args=events, env={"PUBSUB_EMULATOR_HOST": pubsub.host_port}
+            port=_internal_port(ports),
+            extra_args=events,
+            env={"PUBSUB_EMULATOR_HOST": pubsub.host_port},
+            public_port=ports.storage,
         )
         started.append(storage)
+        front = StorageFront(ports.storage, Upstream(LOCALHOST, storage.port))
+        started.append(front)
         firestore = None if firestore_host else emulators.start_firestore(project, port=ports.firestore)
-        return Services(firestore, pubsub, storage)
+        return Services(firestore, pubsub, storage, front)
     except BaseException:
         for service in reversed(started):
             service.stop()
         raise
+
+
+def _internal_port(ports: Ports) -> int:
+    """A free port for fake-gcs-server behind the front, and none of `ports` (--free-ports' are not bound yet)."""
+    taken = set(vars(ports).values())
+    port = emulators.free_port()
+    while port in taken:
+        port = emulators.free_port()
+    return port
 
 
 def stack_info(
@@ -215,7 +248,7 @@ def stack_info(
         project=project,
         bucket=bucket,
         firestore_host=firestore_host or (services.firestore.host_port if services.firestore else ""),
-        storage_url=services.storage.url,
+        storage_url=services.front.url,
         function_url=f"http://{LOCALHOST}:{ports.function}/",
         page_url=f"http://{LOCALHOST}:{ports.page}/",
         settings=settings,
