@@ -650,8 +650,8 @@ def test_the_deploy_command_an_import_prints_deploys_its_routes(tmp_path, source
     assert main(["routes", "import-extension", str(exported), "--project", "demo-x"]) == 0
     routes = capsys.readouterr().out
     with_routes(source, routes)
-    (line,) = [line for line in routes.splitlines() if line.startswith("#   ./deploy.sh ")]
-    args = shlex.split(line.removeprefix("#   ./deploy.sh "))
+    (line,) = [line for line in routes.splitlines() if line.startswith("#   ROUTES_FILE=routes.toml ./deploy.sh ")]
+    args = shlex.split(line.removeprefix("#   ROUTES_FILE=routes.toml ./deploy.sh "))
     result = deploy(tmp_path, *args, "--dry-run", "--bucket-location", "US", env={"ROUTES_FILE": "routes.toml"},
                     script=source / "deploy.sh")  # fmt: skip
     assert result.returncode == 0, result.stderr

@@ -98,7 +98,7 @@ def test_an_ext_export_file_becomes_one_route(capsys, tmp_path: Path) -> None:
         "thumbnails",
     )
     assert not DEPLOYMENT & set(route)
-    assert "#   ./deploy.sh --project demo-x --bucket demo-x.appspot.com --memory 1Gi --region us-central1\n" in text
+    assert "#   ROUTES_FILE=routes.toml ./deploy.sh --project demo-x --bucket demo-x.appspot.com --memory 1Gi --region us-central1\n" in text
 
 
 def test_every_parameter_the_file_sets_is_a_route_key_or_explained(capsys, tmp_path: Path) -> None:
@@ -305,9 +305,9 @@ def test_an_instance_id_that_cannot_name_a_route_is_refused_with_a_suggestion(
         ("DO_BACKFILL=false", "#   DO_BACKFILL=false: nothing to do"),
         ("BACKFILL_BATCH_SIZE=10", "#   BACKFILL_BATCH_SIZE=10: not needed; the backfill pages through the bucket"),
         ("FUNCTION_MEMORY=1024\nfirebaseextensions.v1beta.function/memory=4096",
-         "#   ./deploy.sh --bucket b --memory 4Gi\n"),
+         "#   ROUTES_FILE=routes.toml ./deploy.sh --bucket b --memory 4Gi\n"),
         ("LOCATION=us-east1\nfirebaseextensions.v1beta.function/location=europe-west1",
-         "#   ./deploy.sh --bucket b --region europe-west1\n"),
+         "#   ROUTES_FILE=routes.toml ./deploy.sh --bucket b --region europe-west1\n"),
     ],
 )  # fmt: skip
 def test_deployment_parameters_become_deploy_sh_flags(capsys, tmp_path: Path, lines: str, expected: str) -> None:
@@ -379,7 +379,7 @@ def test_firebase_tools_own_emulator_test_instance(capsys, tmp_path: Path) -> No
         'ALLOWED_EVENT_TYPES = "firebase.extensions.storage-resize-images.v1.complete"  # '
         "firebase.extensions.storage-resize-images.v1.complete is not published since 0.2.1: onSuccess replaced it\n"
     ) in text
-    assert "#   ./deploy.sh --project demo-x --bucket demo-x.appspot.com\n" in text
+    assert "#   ROUTES_FILE=routes.toml ./deploy.sh --project demo-x --bucket demo-x.appspot.com\n" in text
 
 
 @pytest.mark.parametrize(

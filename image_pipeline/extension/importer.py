@@ -43,6 +43,7 @@ _EVENTS_SETTLED = (0, 3, 1)
 _OUTPUTS_WRAPPED = (0, 2, 9)
 _COMPLETE_REPLACED = (0, 2, 1)
 _DEPLOYMENT = frozenset(param.name for param in PARAMS if param.kind is ParamKind.DEPLOYMENT)
+DEPLOY_COMMAND = "ROUTES_FILE=routes.toml ./deploy.sh"
 _BACKFILL_JOB = "./deploy.sh backfill-job --tasks N shares it between N tasks"
 
 
@@ -260,9 +261,10 @@ def _deploy_lines(instance: Instance, deployment: Mapping[str, str], project: st
             reasons.append(f"{shown}: not needed; the backfill pages through the bucket itself ({_BACKFILL_JOB})")
         else:
             reasons.append(f"{shown}: deploy.sh has no flag for it; set it with gcloud after deploying if you need it")
-    command = " ".join(["./deploy.sh", *(f"{flag} {value}" for flag, value in flags.items())])
+    command = " ".join([DEPLOY_COMMAND, *(f"{flag} {value}" for flag, value in flags.items())])
     return [
-        "# Deployment parameters are deploy.sh flags, not route keys (later lines win for the same flag):",
+        "# Deployment parameters are deploy.sh flags, not route keys (later lines win for the same flag); with this",
+        "# file saved as routes.toml beside deploy.sh:",
         f"#   {command}",
         *(f"#   {reason}" for reason in reasons),
     ]
