@@ -357,7 +357,11 @@ def test_forged_metadata_is_neither_trusted_nor_copied(two_users: Any, where: st
     outputs = two_users.objects(f"showcase-images/{ATTACKER}/{ATTACKER_CHARACTER}/")
     assert visuals["showcaseProcessingStatus"] == "complete" and len(outputs) == 3
     for blob in outputs.values():
-        assert set(blob.metadata) == {"firebaseStorageDownloadTokens"}
+        # Only what every output gets: its own token and the mark no extension route takes for an upload.
+        assert blob.metadata["resizedImage"] == "true" and set(blob.metadata) == {
+            "firebaseStorageDownloadTokens",
+            "resizedImage",
+        }
         assert "forged" not in blob.metadata["firebaseStorageDownloadTokens"]
     assert all("forged" not in variant["url"] for variant in visuals["showcase"]["variants"].values())
 
