@@ -98,10 +98,8 @@ def test_an_ext_export_file_becomes_one_route(capsys, tmp_path: Path) -> None:
         "thumbnails",
     )
     assert not DEPLOYMENT & set(route)
-    assert (
-        "#   ROUTES_FILE=routes.toml ./deploy.sh --project demo-x --bucket demo-x.appspot.com --memory 1Gi --region us-central1\n"
-        in text
-    )
+    deploy_line = "./deploy.sh --project demo-x --bucket demo-x.appspot.com --memory 1Gi --region us-central1"
+    assert f"#   ROUTES_FILE=routes.toml {deploy_line}\n" in text
 
 
 def test_every_parameter_the_file_sets_is_a_route_key_or_explained(capsys, tmp_path: Path) -> None:
