@@ -75,7 +75,7 @@ def classify(event_id: str, event_time: str | None, data: Any, routes: tuple[Rou
         return Skip("object is empty (a placeholder or an aborted upload)")
     return Upload(
         event_id=event_id,
-        event_time=_event_time(event_time, data),
+        event_time=event_moment(event_time, data),
         bucket=bucket,
         name=name,
         generation=generation,
@@ -111,7 +111,7 @@ def _optional_text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _event_time(event_time: str | None, data: Mapping[str, Any]) -> datetime:
+def event_moment(event_time: str | None, data: Mapping[str, Any]) -> datetime:
     """When the event happened: the CloudEvent `time`, else the object's times; aware UTC, never in the future."""
     now = datetime.now(UTC)
     for candidate in (event_time, data.get("updated"), data.get("timeCreated")):

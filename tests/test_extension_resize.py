@@ -24,7 +24,8 @@ from tests.fakes import NOT_AN_IMAGE, MemoryDocuments, MemoryObjects, MemoryPubl
 
 BUCKET = "app.appspot.com"
 CHANNEL = "projects/p/locations/us-central1/channels/firebase"
-UPLOADED = datetime(2030, 1, 1, tzinfo=UTC)
+# Now: an event time ahead of the real clock counts as now (uploads.event_moment), so the fake clock starts here.
+UPLOADED = datetime.now(UTC)
 ORIGINAL = ObjectMetadata(
     content_type="image/jpeg",
     cache_control="public, max-age=60",

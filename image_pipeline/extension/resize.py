@@ -30,7 +30,7 @@ from image_pipeline.logs import log
 from image_pipeline.policy import Policy
 from image_pipeline.ports import SOURCE_GENERATION_METADATA_KEY, ObjectMetadata, ObjectStore, Outcome
 from image_pipeline.results import ProcessedImage
-from image_pipeline.uploads import parse_digits, parse_timestamp
+from image_pipeline.uploads import event_moment, parse_digits
 from image_pipeline.usecase import Dependencies
 
 LOGGER = logging.getLogger("image_pipeline.extension")
@@ -62,8 +62,9 @@ class Finalize:
         return parse_digits(self.resource.get("size"), allow_zero=True)
 
     @property
-    def happened(self) -> datetime | None:
-        return parse_timestamp(self.event_time) or parse_timestamp(self.resource.get("timeCreated"))
+    def happened(self) -> datetime:
+        """When the upload happened, as the use case of our routes reads it (never in the future)."""
+        return event_moment(self.event_time, self.resource)
 
 
 @dataclass
@@ -99,8 +100,7 @@ def handle_finalize(
     try:
         return _handle(route, finalize, plan, deps, trace, publish) if plan else _skip(finalize, reason, trace, publish)
     except Exception as error:
-        happened = finalize.happened
-        if happened is None or (deps.now() - happened).total_seconds() < policy.retry_window_s:
+        if (deps.now() - finalize.happened).total_seconds() < policy.retry_window_s:
             raise
         # The platform would go on redelivering for a day: say it failed, as the extension says it (onError).
         message = f"gave up after {policy.retry_window_s} s of retries; last error: {type(error).__name__}: {error}"
