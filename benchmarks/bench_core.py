@@ -48,7 +48,7 @@ BOXES = (2048, 1024, 256)
 QUALITY = 80
 MAX_PSNR_DELTA_DB = 0.3
 MAX_BYTES_DELTA = 0.03
-BEGIN, END = "<!-- bench_core:begin -->", "<!-- bench_core:end -->"
+MARKERS = "bench_core"
 
 
 @dataclass
@@ -307,13 +307,14 @@ def report(workloads: list[Workload], args: argparse.Namespace, sharp: bool) -> 
     return lines
 
 
-def write_report(path: Path, lines: list[str]) -> None:
-    """Replace what lies between the bench_core markers of `path` (appended when the markers are absent)."""
+def write_report(path: Path, lines: list[str], markers: str = MARKERS) -> None:
+    """Replace what lies between the `markers` comments of `path` (appended when they are absent)."""
+    begin, end = f"<!-- {markers}:begin -->", f"<!-- {markers}:end -->"
     text = path.read_text() if path.exists() else ""
-    generated = "\n".join([BEGIN, *lines, END])
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + generated + rest.split(END, 1)[1]
+    generated = "\n".join([begin, *lines, end])
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + generated + rest.split(end, 1)[1]
     else:
         text = text + ("\n" if text else "") + generated + "\n"
     path.write_text(text)

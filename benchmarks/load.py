@@ -1,18 +1,28 @@
-"""Load on the local stack: N uploads, their events delivered with a chosen concurrency, every outcome checked.
+"""Load on the local stack: N uploads over a mixed routes table, events delivered concurrently, every outcome checked.
 
 Run from the repository root: `python benchmarks/load.py [--count 200] [--concurrency 8] [--threads 8] [--photos DIR]`.
 Loopback only: starts the Firestore emulator, fake-gcs-server and the function (functions-framework, gunicorn with
-THREADS threads), uploads a mix of photos (from ../shared/corpus/photos/ when present), generated images and
-invalid files (non-image, truncated, bomb header), then posts one Eventarc-style CloudEvent per upload from
-`--concurrency` client threads, redelivering after a 5xx with a short bounded backoff as Eventarc would.
-Reports throughput, latency percentiles (first post -> acknowledgement; the document is settled before the ack),
-the function's peak RSS (VmHWM of its process tree), and checks that every upload ended 'complete' or 'failed'
-with the expected code. Prints a table and one JSON line; exits 1 if any upload was lost, stuck or wrong.
+THREADS threads) with a routes file of four routes, the uploads spread evenly over them:
+- `showcase`: the built-in route, spelled out (WebP at 256, 1024 and 2048 px; the character document must exist);
+- `avatar`: a route of ours writing AVIF and WebP (a 256x256 cover crop and 1024 px), its document created;
+- `resize-images`: an extension route (Resize Images' parameters: 200x200 and 680x680, the original's type and WebP,
+  failed images copied to `failed/`);
+- `cutout`: a route of ours removing the background with a tiny u2net-family model (tests/cutout_models.py) read from
+  the bucket, as deployed models are.
+Each route gets a mix of photos (from ../shared/corpus/photos/ when present), generated images and invalid files
+(non-image, truncated, bomb header); one Eventarc-style CloudEvent per upload is posted from `--concurrency` client
+threads, redelivering after a 5xx with a short bounded backoff as Eventarc would.
+Reports throughput, latency percentiles (first post -> acknowledgement; results are settled before the ack), the
+function's peak RSS (VmHWM of its process tree), and checks every upload's end state: for our routes the document
+ended 'complete' (with every variant in every format) or 'failed' with the expected code; for the extension route
+every output exists with the `resizedImage` mark, or (an invalid file) no output and a failed copy. Prints a table and
+one JSON line; exits 1 if any upload was lost, stuck or wrong.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 import mimetypes
@@ -20,6 +30,7 @@ import os
 import statistics
 import struct
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -33,19 +44,90 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from image_pipeline.devtools import emulators
+from image_pipeline.options import CutoutFamily
+from tests.cutout_models import flat_background_model
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_PHOTOS = REPO.parent / "shared" / "corpus" / "photos"
 BUCKET = "load.appspot.com"
 USER = "load-user"
-VARIANTS = 3
+MODEL_OBJECT = "models/tiny-u2net.onnx"
+EXTENSION_SIZES = ("200x200", "680x680")
+EXTENSION_TYPES = ("false", "webp")
+ROUTES = """
+[[route]]
+name = "showcase"
+match = "raw-uploads/{uid}/{characterId}/{file}"
+document = "characters/{characterId}"
+field = "visuals.showcase"
+require = { "meta.userId" = "{uid}" }
+missing = "wait"
+owner = "{uid}"
+output = "showcase-images/{uid}/{characterId}/"
+formats = ["webp"]
+[route.mirror]
+status = "visuals.showcaseProcessingStatus"
+url = "visuals.showcaseImageUrl"
+ready = "visuals.isShowcaseProcessed"
+[route.variants]
+thumb = 256
+medium = 1024
+large = 2048
+
+[[route]]
+name = "avatar"
+match = "avatars/{uid}/{file}"
+document = "users/{uid}"
+field = "avatar"
+missing = "create"
+output = "avatar-images/{uid}/"
+formats = ["avif", "webp"]
+[route.variants]
+small = { box = "256x256", fit = "cover" }
+large = 1024
+
+[[route]]
+name = "cutout"
+match = "cutouts/{id}/{file}"
+document = "cutouts/{id}"
+field = "image"
+missing = "create"
+output = "cutout-images/{id}/"
+formats = ["webp"]
+[route.variants]
+thumb = 256
+large = 1024
+[route.cutout]
+family = "u2net"
+uri = "gs://{bucket}/MODEL_OBJECT"
+sha256 = "MODEL_SHA256"
+
+[[route]]
+name = "resize-images"
+extension = "storage-resize-images"
+IMG_SIZES = "EXTENSION_SIZES"
+IMAGE_TYPE = "EXTENSION_TYPES"
+INCLUDE_PATH_LIST = "/ext-uploads"
+RESIZED_IMAGES_PATH = "thumbs"
+FAILED_IMAGES_PATH = "failed"
+"""
+# Per route of ours: where its uploads go, its document and field, the manifest's status field, its variants and
+# formats (what a complete manifest must hold).
+OURS = {
+    "showcase": ("raw-uploads/" + USER + "/{key}", "characters/{key}", "visuals.showcase", 3, ("webp",)),
+    "avatar": ("avatars/{key}", "users/{key}", "avatar", 2, ("avif", "webp")),
+    "cutout": ("cutouts/{key}", "cutouts/{key}", "image", 2, ("webp",)),
+}
+EXTENSION_ROUTE = "resize-images"
+ROUTE_NAMES = (*OURS, EXTENSION_ROUTE)
 
 
 @dataclass(frozen=True)
 class Item:
-    """One upload and what its document must end as."""
+    """One upload, the route it is for and what it must end as."""
 
     index: int
+    route: str
     file_name: str
     data: bytes
     content_type: str
@@ -53,14 +135,21 @@ class Item:
     expect_code: str | None = None
 
     @property
-    def character(self) -> str:
-        """The character document this upload belongs to (one per upload, so latencies are independent)."""
+    def key(self) -> str:
+        """The upload's own folder and document id (one per upload, so latencies are independent)."""
         return f"load-{self.index:05d}"
+
+    @property
+    def folder(self) -> str:
+        """The folder the source object is uploaded to."""
+        if self.route == EXTENSION_ROUTE:
+            return f"ext-uploads/{self.key}"
+        return OURS[self.route][0].format(key=self.key)
 
     @property
     def path(self) -> str:
         """The source object's name."""
-        return f"raw-uploads/{USER}/{self.character}/{self.file_name}"
+        return f"{self.folder}/{self.file_name}"
 
 
 @dataclass
@@ -114,7 +203,8 @@ def invalid_files(jpeg: bytes) -> list[tuple[str, bytes, str, str]]:
 
 
 def workload(count: int, photos_dir: Path | None) -> list[Item]:
-    """`count` uploads: 2 in 10 photos (generated if there are none), 1 in 10 invalid, the rest generated."""
+    """`count` uploads, every fourth to each route; of each route's: 2 in 10 photos (generated if there are none),
+    1 in 10 invalid, the rest generated."""
     photos = []
     if photos_dir is not None and photos_dir.is_dir():
         photos = [
@@ -126,23 +216,26 @@ def workload(count: int, photos_dir: Path | None) -> list[Item]:
     invalid = invalid_files(generated[1][1])
     items = []
     for index in range(count):
-        slot = index % 10
+        route, nth = ROUTE_NAMES[index % len(ROUTE_NAMES)], index // len(ROUTE_NAMES)
+        slot = nth % 10
         if slot == 3:
-            name, data, content_type, code = invalid[(index // 10) % len(invalid)]
-            items.append(Item(index, name, data, content_type, "failed", code))
+            name, data, content_type, code = invalid[(nth // 10) % len(invalid)]
+            items.append(Item(index, route, name, data, content_type, "failed", code))
             continue
         pool = photos if slot in (0, 5) and photos else generated
-        name, data, content_type = pool[(index // 5 if pool is photos else index) % len(pool)]
-        items.append(Item(index, name, data, content_type, "complete"))
+        name, data, content_type = pool[(nth // 5 if pool is photos else nth) % len(pool)]
+        items.append(Item(index, route, name, data, content_type, "complete"))
     return items
 
 
 def seed_and_upload(items: list[Item], firestore_client: Any, storage_client_factory: Any) -> dict[int, dict[str, Any]]:
-    """Create each character document and upload each source; return the object resources by item index."""
-    for start in range(0, len(items), 400):
+    """Create the showcase uploads' character documents and upload every source; return the resources by item index."""
+    # The showcase route waits for its character document; the others create theirs or write none.
+    showcases = [item for item in items if item.route == "showcase"]
+    for start in range(0, len(showcases), 400):
         batch = firestore_client.batch()
-        for item in items[start : start + 400]:
-            batch.set(firestore_client.collection("characters").document(item.character), {"meta": {"userId": USER}})
+        for item in showcases[start : start + 400]:
+            batch.set(firestore_client.collection("characters").document(item.key), {"meta": {"userId": USER}})
         batch.commit()
     local = threading.local()
 
@@ -175,27 +268,61 @@ def deliver(function_url: str, item: Item, resource: dict[str, Any], max_attempt
     return delivery
 
 
-def check(delivery: Delivery, document: dict[str, Any] | None) -> str | None:
-    """None if the upload ended as expected; otherwise what is wrong (lost, stuck, wrong status or code)."""
-    item = delivery.item
+def check(delivery: Delivery, document: dict[str, Any] | None, objects: dict[str, dict[str, str]]) -> str | None:
+    """None if the upload ended as expected; otherwise what is wrong (lost, stuck, wrong status, code or objects).
+
+    `document` is the route's document (ours), `objects` the metadata of every object in the upload's folder."""
     if not delivery.statuses or delivery.statuses[-1] != 200:
         return f"not acknowledged: HTTP {delivery.statuses}"
-    visuals = (document or {}).get("visuals")
-    if not visuals:
+    if delivery.item.route == EXTENSION_ROUTE:
+        return check_extension(delivery.item, objects)
+    return check_manifest(delivery.item, document)
+
+
+def check_manifest(item: Item, document: dict[str, Any] | None) -> str | None:
+    """A route of ours: its manifest settled as expected, a complete one with every variant in every format."""
+    _, _, field_path, variants, formats = OURS[item.route]
+    manifest: Any = document or {}
+    for part in field_path.split("."):
+        manifest = manifest.get(part) if isinstance(manifest, dict) else None
+    if not manifest:
         return "lost: the document has no result"
-    status = visuals.get("showcaseProcessingStatus")
-    showcase = visuals.get("showcase") or {}
-    if status == "finalizing":
-        return "stuck in 'finalizing'"
+    status = manifest.get("status")
+    if status in ("finalizing", "removing-background"):
+        return f"stuck in {status!r}"
     if status != item.expect_status:
-        return f"ended {status!r}, expected {item.expect_status!r} ({showcase.get('error')})"
-    if status == "failed" and (showcase.get("error") or {}).get("code") != item.expect_code:
-        return f"failed with {showcase.get('error')}, expected code {item.expect_code}"
-    if status == "complete" and (
-        len(showcase.get("variants") or {}) != VARIANTS or not visuals.get("showcaseImageUrl")
-    ):
-        return f"complete without {VARIANTS} variants and a URL"
+        return f"ended {status!r}, expected {item.expect_status!r} ({manifest.get('error')})"
+    if status == "failed":
+        code = (manifest.get("error") or {}).get("code")
+        return None if code == item.expect_code else f"failed with {manifest.get('error')}, expected {item.expect_code}"
+    made = manifest.get("variants") or {}
+    if len(made) != variants or any(set(variant.get("formats") or {}) != set(formats) for variant in made.values()):
+        return f"complete without {variants} variants in {', '.join(formats)}"
+    if item.route == "showcase" and not (document or {}).get("visuals", {}).get("showcaseImageUrl"):
+        return "complete without the mirrored URL"
+    if item.route == "cutout" and not manifest.get("cutout"):
+        return "complete without the cutout record"
     return None
+
+
+def check_extension(item: Item, objects: dict[str, dict[str, str]]) -> str | None:
+    """The extension route: every output marked `resizedImage`, or for an invalid file none and a failed copy."""
+    stem, suffix = item.file_name.rsplit(".", 1)
+    outputs = {
+        f"{item.folder}/thumbs/{stem}_{size}.{suffix if kind == 'false' else kind}"
+        for size in EXTENSION_SIZES
+        for kind in EXTENSION_TYPES
+    }
+    failed_copy = f"{item.folder}/failed/{item.file_name}"
+    written = {name for name in objects if name != item.path}
+    if item.expect_status == "complete":
+        if written != outputs:
+            return f"outputs {sorted(written)}, expected {sorted(outputs)}"
+        unmarked = sorted(name for name in outputs if objects[name].get("resizedImage") != "true")
+        return f"outputs without the resizedImage mark: {unmarked}" if unmarked else None
+    if written != {failed_copy}:
+        return f"objects {sorted(written)} after a failure, expected only {failed_copy}"
+    return None if objects[failed_copy].get("resizeFailed") == "true" else "a failed copy without its resizeFailed mark"
 
 
 def process_tree(pid: int) -> list[int]:
@@ -233,15 +360,20 @@ def percentile(values: list[float], fraction: float) -> float:
 def run(args: argparse.Namespace) -> int:
     """Start the stack, upload, deliver, check and report."""
     items = workload(args.count, args.photos)
-    with emulators.local_stack() as stack:
+    model = flat_background_model(CutoutFamily.U2NET)
+    with emulators.local_stack() as stack, tempfile.TemporaryDirectory() as scratch:
         os.environ.update(stack.client_env())
         emulators.create_bucket(stack.storage.url, BUCKET)
-        env = {**stack.client_env(), "CLIENT_TIMEOUT_S": "10", "CLIENT_RETRY_S": "5"}
+        routes = Path(scratch) / "routes.toml"
+        routes.write_text(routes_toml(hashlib.sha256(model).hexdigest()))
+        env = {**stack.client_env(), "CLIENT_TIMEOUT_S": "10", "CLIENT_RETRY_S": "5", "ROUTES_FILE": str(routes)}
         function = emulators.start_function(env, threads=args.threads)
         stack.services.append(function)
         from google.cloud import firestore, storage
 
         firestore_client = firestore.Client()
+        storage_client = storage.Client()
+        storage_client.bucket(BUCKET).blob(MODEL_OBJECT).upload_from_string(model, "application/octet-stream")
         resources = seed_and_upload(items, firestore_client, storage.Client)
         deadline = time.monotonic() + args.timeout
         started = time.perf_counter()
@@ -252,10 +384,17 @@ def run(args: argparse.Namespace) -> int:
             deliveries = [future.result(timeout=max(1.0, deadline - time.monotonic())) for future in futures]
         elapsed = time.perf_counter() - started
         rss = peak_rss_mib(function.process.pid)
-        references = [firestore_client.collection("characters").document(item.character) for item in items]
-        documents = {snapshot.id: snapshot.to_dict() for snapshot in firestore_client.get_all(references)}
+        references = [firestore_client.document(document_path(item)) for item in items if item.route in OURS]
+        documents = {snapshot.reference.path: snapshot.to_dict() for snapshot in firestore_client.get_all(references)}
+        objects: dict[str, dict[str, dict[str, str]]] = {}
+        for blob in storage_client.list_blobs(BUCKET, prefix="ext-uploads/"):
+            objects.setdefault("/".join(blob.name.split("/")[:2]), {})[blob.name] = blob.metadata or {}
         log_text = function.log_tail(50_000_000)
-    problems = {d.item.index: problem for d in deliveries if (problem := check(d, documents.get(d.item.character)))}
+    problems = {
+        d.item.index: problem
+        for d in deliveries
+        if (problem := check(d, documents.get(document_path(d.item)), objects.get(d.item.folder, {})))
+    }
     latencies = [d.seconds for d in deliveries]
     summary = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
@@ -265,6 +404,11 @@ def run(args: argparse.Namespace) -> int:
             1 for d in deliveries if d.item.expect_status == "failed" and d.item.index not in problems
         ),
         "problems": len(problems),
+        "as_expected_by_route": {
+            route: f"{sum(1 for i in items if i.route == route and i.index not in problems)}/"
+            f"{sum(1 for i in items if i.route == route)}"
+            for route in ROUTE_NAMES
+        },
         "concurrency": args.concurrency,
         "threads": args.threads,
         "photos": sum(
@@ -286,6 +430,21 @@ def run(args: argparse.Namespace) -> int:
     print_table(summary, problems, items)
     print(json.dumps(summary))
     return 1 if problems else 0
+
+
+def routes_toml(model_sha256: str) -> str:
+    """The routes file: ROUTES with the model's object and checksum and the extension route's sizes and types."""
+    return (
+        ROUTES.replace("MODEL_OBJECT", MODEL_OBJECT)
+        .replace("MODEL_SHA256", model_sha256)
+        .replace("EXTENSION_SIZES", ",".join(EXTENSION_SIZES))
+        .replace("EXTENSION_TYPES", ",".join(EXTENSION_TYPES))
+    )
+
+
+def document_path(item: Item) -> str:
+    """The document a route of ours records the upload in ("" for the extension route, which records none)."""
+    return OURS[item.route][1].format(key=item.key) if item.route in OURS else ""
 
 
 def print_table(summary: dict[str, Any], problems: dict[int, str], items: list[Item]) -> None:

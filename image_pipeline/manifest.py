@@ -135,7 +135,8 @@ def completion_writes(upload: Upload, processed: ProcessedImage, stored: StoredV
     manifest = _manifest(route, COMPLETE, source_record(upload, processed.source))
     manifest["variants"] = {name: variant_record(formats, primary, bucket_urls) for name, formats in stored.items()}
     manifest["srcset"] = srcsets(stored, route.imaging.largest_variant.name, bucket_urls)
-    manifest["placeholder"] = processed.placeholder.as_record()
+    if processed.placeholder is not None:  # every route of ours asks for one; extension routes write no manifest
+        manifest["placeholder"] = processed.placeholder.as_record()
     if route.cutout is not None and processed.cutout is not None:
         manifest["cutout"] = dict(processed.cutout.as_record())
     url = bucket_urls.of(stored[route.imaging.largest_variant.name][primary])

@@ -141,6 +141,8 @@ class ImagingOptions:
     max_decode_mib: int = 512
     keep_animation: bool = False
     encode_threads: int = 0
+    # The dominant colour, BlurHash and ThumbHash a manifest carries; extension routes write none and skip them.
+    placeholder: bool = True
 
     @property
     def largest_variant(self) -> Variant:

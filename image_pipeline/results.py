@@ -92,6 +92,6 @@ class ProcessedImage:
 
     source: SourceFacts
     variants: tuple[RenderedVariant, ...]
-    placeholder: Placeholder
+    placeholder: Placeholder | None  # None: the options asked for none
     warnings: DecoderWarnings = DecoderWarnings()
     cutout: CutoutFacts | None = None  # None: no background removal was asked for

@@ -274,7 +274,7 @@ def fake_make_variants(data: bytes, options: ImagingOptions) -> ProcessedImage:
     return ProcessedImage(
         SourceFacts("JPEG", width, height, len(data), 1),
         tuple(variants),
-        Placeholder("#336699", "LKO2?U%2Tw=w]~RBVZRi};RPxuwH"),
+        Placeholder("#336699", "LKO2?U%2Tw=w]~RBVZRi};RPxuwH") if options.placeholder else None,
     )
 
 

@@ -124,6 +124,7 @@ def test_the_plan_is_every_type_at_every_size_in_the_extensions_order() -> None:
         ("200x200", (200, 200), Fit.COVER, Gravity.NORTH),
         ("400x300", (400, 300), Fit.COVER, Gravity.NORTH),
     ]
+    assert not plan.imaging.placeholder  # nothing would record it
 
 
 @pytest.mark.parametrize(

@@ -529,6 +529,28 @@ def test_dominant_colour_is_the_majority_colour():
     assert blue > 150 and blue > red
 
 
+@pytest.mark.parametrize(
+    ("data", "overrides"),
+    [
+        pytest.param(encode(noise((120, 90)), "JPEG", quality=90), {}, id="still"),
+        pytest.param(encode(half_transparent(), "PNG"), {"output_format": OutputFormat.PNG}, id="alpha"),
+        pytest.param(
+            animated_bytes("GIF", (RED, GREEN, BLUE)),
+            {"keep_animation": True, "output_format": OutputFormat.WEBP},
+            id="animation",
+        ),
+    ],
+)
+def test_no_placeholder_when_none_is_asked_for_and_the_same_variants(data, overrides):
+    variants = (Variant("small", 40), Variant("large", 100))
+    made = run(data, variants=variants, **overrides)
+    bare = run(data, variants=variants, placeholder=False, **overrides)
+    assert made.placeholder is not None
+    assert bare.placeholder is None
+    assert bare.source == made.source
+    assert bare.variants == made.variants
+
+
 def test_placeholder_follows_orientation():
     # Displayed: top half red, bottom half blue; stored upside down with orientation 3.
     canonical = solid(RED, (64, 48))

@@ -194,8 +194,9 @@ def process_file(
             "ok": True,
             "source": vars(processed.source),
             "variants": [write_variant(stem, out_dir, variant) for variant in processed.variants],
-            "placeholder": processed.placeholder.as_record(),
         }
+        if processed.placeholder is not None:
+            line["placeholder"] = processed.placeholder.as_record()
         if processed.cutout is not None:
             line["cutout"] = processed.cutout.as_record()
         duration_ms = round((time.perf_counter() - started) * 1000, 1)

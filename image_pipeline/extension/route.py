@@ -120,6 +120,7 @@ class ExtensionRoute:
             ),
             background=SHARP_BACKGROUND,
             keep_animation=self.params.animated,
+            placeholder=False,  # nothing records one: its outputs are the whole result
         )
         return ResizePlan(outputs, imaging)
 

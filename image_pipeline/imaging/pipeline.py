@@ -110,7 +110,7 @@ def make_variants(
         return ProcessedImage(source, variants, placeholder, collector.facts(), cutout)
 
 
-_Made = tuple[Size, tuple[RenderedVariant, ...], Placeholder, CutoutFacts | None]
+_Made = tuple[Size, tuple[RenderedVariant, ...], Placeholder | None, CutoutFacts | None]
 
 
 def _nothing() -> None:
@@ -152,10 +152,12 @@ def _make_still(
     distinct = dict.fromkeys(renditions.values())
     with _Encoder(options, tasks=len(distinct)) as encoder:
         rendered = _cascade(picture, distinct, encoder.submit)
-        placeholder_source = _smallest_with_region(rendered, renditions[options.largest_variant.name])
-        placeholder = make_placeholder(
-            placeholder_source, options.background, opaque_only=cutout is not None and cutout.applied
-        )
+        placeholder = None
+        if options.placeholder:
+            placeholder_source = _smallest_with_region(rendered, renditions[options.largest_variant.name])
+            placeholder = make_placeholder(
+                placeholder_source, options.background, opaque_only=cutout is not None and cutout.applied
+            )
         variants = tuple(encoder.variant(name, rendition) for name, rendition in renditions.items())
     return upright_size, variants, placeholder, cutout
 
@@ -298,7 +300,11 @@ def _make_animation(opened: OpenedImage, options: ImagingOptions) -> _Made:
         for name, rendition in renditions.items()
     )
     largest = renditions[options.largest_variant.name]
-    placeholder = make_placeholder(_smallest_with_region(first_frames, largest), options.background)
+    placeholder = (
+        make_placeholder(_smallest_with_region(first_frames, largest), options.background)
+        if options.placeholder
+        else None
+    )
     return canvas, variants, placeholder, None
 
 
