@@ -97,8 +97,9 @@ def handle_finalize(
     reason = route.skip_reason(finalize.resource) or _unusable(finalize)
     plan = None if reason else route.plan(finalize.name, str(finalize.resource["contentType"]))
     publish = _Publisher(route, finalize, deps)
+    handling = _Handling(route, finalize, deps, trace, publish)
     try:
-        return _handle(route, finalize, plan, deps, trace, publish) if plan else _skip(finalize, reason, trace, publish)
+        return _handle(handling, plan) if plan else _skip(handling, reason)
     except Exception as error:
         if (deps.now() - finalize.happened).total_seconds() < policy.retry_window_s:
             raise
@@ -112,33 +113,39 @@ def handle_finalize(
         return Outcome.FAILED if plan is not None else Outcome.SKIPPED
 
 
-def _skip(finalize: Finalize, reason: str | None, trace: ExtensionTrace, publish: _Publisher) -> Outcome:
+@dataclass(frozen=True)
+class _Handling:
+    """One route's handling of one finalize event: what every step reads, reports to and publishes through."""
+
+    route: ExtensionRoute
+    finalize: Finalize
+    deps: Dependencies
+    trace: ExtensionTrace
+    publish: _Publisher
+
+
+def _skip(handling: _Handling, reason: str | None) -> Outcome:
     """An upload the route does not take: announced (onStart, onCompletion) as the extension announces every one."""
-    trace.reason = reason
+    finalize, publish = handling.finalize, handling.publish
+    handling.trace.reason = reason
     publish(events.on_start(finalize.resource))
     publish(events.on_completion(_context(finalize)))
     return Outcome.SKIPPED
 
 
-def _handle(
-    route: ExtensionRoute,
-    finalize: Finalize,
-    plan: ResizePlan,
-    deps: Dependencies,
-    trace: ExtensionTrace,
-    publish: _Publisher,
-) -> Outcome:
+def _handle(handling: _Handling, plan: ResizePlan) -> Outcome:
     """An upload the route takes: resized, announced and reported, unless an earlier delivery did all of it."""
-    if _handled_already(route, finalize, plan, deps.objects):
-        trace.stage = "done"
+    route, finalize, objects, publish = handling.route, handling.finalize, handling.deps.objects, handling.publish
+    if _handled_already(route, finalize, plan, objects):
+        handling.trace.stage = "done"
         return Outcome.DUPLICATE
     publish(events.on_start(finalize.resource))
     publish(events.on_start_resize(finalize.resource))
-    outcome = _resize(route, finalize, plan, deps, trace, publish)
-    trace.stage = "events"
+    outcome = _resize(handling, plan)
+    handling.trace.stage = "events"
     publish(events.on_completion(_context(finalize)))
     if route.publishing is not None and outcome is Outcome.COMPLETE:
-        _mark_events_published(finalize, plan, deps.objects)
+        _mark_events_published(finalize, plan, objects)
     return outcome
 
 
@@ -199,15 +206,11 @@ def _handled_already(route: ExtensionRoute, finalize: Finalize, plan: ResizePlan
     return True
 
 
-def _resize(
-    route: ExtensionRoute,
-    finalize: Finalize,
-    plan: ResizePlan,
-    deps: Dependencies,
-    trace: ExtensionTrace,
-    publish: _Publisher,
-) -> Outcome:
+def _resize(handling: _Handling, plan: ResizePlan) -> Outcome:
     """Make and store every output, report them (onSuccess), then copy a failure aside and delete as configured."""
+    route, finalize, deps, trace, publish = (
+        handling.route, handling.finalize, handling.deps, handling.trace, handling.publish
+    )  # fmt: skip
     data = processed = None
     early = _check_before_download(route, finalize)
     if early is not None:
