@@ -175,3 +175,21 @@ def test_the_channel_takes_the_project_and_the_source_names_the_instance() -> No
     assert route.publishing.channel == "projects/my-project/locations/us-west1/channels/firebase"
     assert route.publishing.source == "projects/my-project/instances/resize"
     assert route.publishing.allowed == {"firebase.extensions.storage-resize-images.v1.onSuccess"}
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("images/cat.jpg", "takes it (image/jpeg) and writes:"),
+        ("images/thumbs/cat_200x200.jpg", "has the shape of this route's outputs"),
+        ("images/cat_200x200.jpg", "takes it"),  # beside the upload, not in RESIZED_IMAGES_PATH: an upload's name
+    ],
+)
+def test_explain_tells_an_upload_from_an_output_by_its_shape(name: str, says: str) -> None:
+    from image_pipeline.extension.route import explain
+
+    route = only_extension(RESIZED_IMAGES_PATH="thumbs")
+
+    (first, *_) = explain(route, {"name": name, "contentType": "image/jpeg"})
+
+    assert says in first

@@ -286,7 +286,12 @@ def explain(route: ExtensionRoute, resource: Mapping[str, object]) -> list[str]:
     reason = route.skip_reason(resource)
     if reason is not None:
         return [f"  extension route {route.name!r}: skips it: {reason}"]
-    plan = route.plan(str(resource["name"]), str(resource["contentType"]))
+    name = str(resource["name"])
+    if _looks_like_an_output(route, name):
+        # `explain` sees a name, not the object's metadata, which the function reads first.
+        return [f"  extension route {route.name!r}: it has the shape of this route's outputs; if it is one (its "
+                "resizedImage mark), it is skipped, else it is taken"]  # fmt: skip
+    plan = route.plan(name, str(resource["contentType"]))
     lines = [f"  extension route {route.name!r} takes it ({resource['contentType']}) and writes:"]
     lines += [f"    {output.size.text:<12}{output.format.value:<6}{output.path}" for output in plan.objects]
     failed = route.failed_copy_path(str(resource["name"]))
@@ -294,3 +299,13 @@ def explain(route: ExtensionRoute, resource: Mapping[str, object]) -> list[str]:
         lines.append(f"    (if it fails: a copy at {failed})")
     lines.append(f"    the upload is {_DELETES[route.params.delete_original]}")
     return lines
+
+
+def _looks_like_an_output(route: ExtensionRoute, name: str) -> bool:
+    """Whether `name` has the shape of one of the route's outputs: `…/{RESIZED_IMAGES_PATH}/{name}_{WxH}[.ext]`."""
+    folder, _, file_name = name.rpartition("/")
+    resized = route.params.resized_images_path.strip("/")
+    if resized and not resized.startswith("..") and not (folder == resized or folder.endswith("/" + resized)):
+        return False
+    stem = file_name.rsplit(".", 1)[0] if "." in file_name[1:] else file_name
+    return any(stem.endswith(f"_{size.text}") or file_name.endswith(f"_{size.text}") for size in route.params.sizes)
