@@ -109,23 +109,11 @@ class CloudStorage:
         metadata: dict[str, str],
         if_generation_match: int,
     ) -> bool:
-        """Upload unless the object's generation is no longer `if_generation_match` (0: unless it exists); if it did."""
-        blob = self._client.bucket(bucket).blob(name)
-        blob.cache_control = cache_control
-        blob.metadata = {**metadata, RESIZED_IMAGE_MARK: "true"}
-        # Variants are far below 8 MiB, so the library sends one multipart request (no resumable session).
-        with transient_on_outage(f"upload gs://{bucket}/{name}"):
-            try:
-                blob.upload_from_string(
-                    data,
-                    content_type=content_type,
-                    if_generation_match=if_generation_match,
-                    timeout=self._timeout_s,
-                    retry=self._retry,
-                )
-            except api.PreconditionFailed:
-                return False
-        return True
+        """Write one of our outputs, marked, unless the object's generation is no longer `if_generation_match` (0:
+        unless it exists); whether it did."""
+        custom = {**metadata, RESIZED_IMAGE_MARK: "true"}
+        marked = ObjectMetadata(content_type, cache_control=cache_control, custom=custom)
+        return self.write(bucket, name, data, marked, if_generation_match) is not None
 
     def _get(self, bucket: str, name: str) -> storage.Blob | None:
         """The object's current generation with its metadata, None if there is none."""
@@ -154,8 +142,7 @@ class CloudStorage:
 
     def stat(self, bucket: str, name: str) -> StoredObject | None:
         """The object's current generation and custom metadata, or None if there is none."""
-        with transient_on_outage(f"stat gs://{bucket}/{name}"):
-            blob = self._client.bucket(bucket).get_blob(name, timeout=self._timeout_s, retry=self._retry)
+        blob = self._get(bucket, name)
         if blob is None or blob.generation is None:
             return None
         return StoredObject(blob.generation, dict(blob.metadata or {}))
@@ -169,6 +156,7 @@ class CloudStorage:
         blob.content_encoding = metadata.content_encoding
         blob.content_language = metadata.content_language
         blob.metadata = dict(metadata.custom) or None
+        # Outputs are far below 8 MiB, so the library sends one multipart request (no resumable session).
         with transient_on_outage(f"upload gs://{bucket}/{name}"):
             try:
                 blob.upload_from_string(
