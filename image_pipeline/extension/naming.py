@@ -64,7 +64,7 @@ def output_path(object_name: str, size: str, image_type: str, resized_images_pat
         file_name = f"{stem}{extension}_{size}"
     joined = "/".join(part for part in (folder, resized_images_path, file_name) if part)
     # Separators are made `/` after normalising, as the extension does, so a `\` never resolves a `..`.
-    return _normalise(joined).replace("\\", "/")
+    return normalise(joined).replace("\\", "/")
 
 
 def output_content_type(original_content_type: str | None, image_type: str) -> str | None:
@@ -88,7 +88,7 @@ def failed_copy_path(object_name: str, failed_images_path: str | None) -> str | 
         return None
     written_folder = object_name[: object_name.rfind("/") + 1]
     folder, stem, extension = _split_name(object_name)
-    destination = _normalise("/".join(part for part in (folder, failed_images_path, stem + extension) if part))
+    destination = normalise("/".join(part for part in (folder, failed_images_path, stem + extension) if part))
     return destination if destination.startswith(written_folder) else None
 
 
@@ -114,7 +114,7 @@ def _split_name(object_name: str) -> tuple[str, str, str]:
     return folder, base[:dot], base[dot:]
 
 
-def _normalise(path: str) -> str:
+def normalise(path: str) -> str:
     """`.` and empty segments dropped, `..` resolved; leading `..` kept on a relative path, dropped at the root."""
     absolute = path.startswith("/")
     segments: list[str] = []

@@ -213,17 +213,11 @@ def _folder_reaches(relative: str, include_paths: tuple[str, ...], pattern: Patt
 
 
 def _relative_parts(relative: str) -> tuple[int, list[str]]:
-    """A relative folder as (how many `..` lead it, the folders after them), normalised as the outputs' names are."""
-    ups, parts = 0, list[str]()
-    for part in relative.replace("\\", "/").split("/"):
-        if part == "..":
-            if parts:
-                parts.pop()
-            else:
-                ups += 1
-        elif part not in ("", "."):
-            parts.append(part)
-    return ups, parts
+    """A relative folder as (how many `..` lead it, the folders after them), as output names are formed from it:
+    joined under the upload's folder (so a leading `/` is relative), normalised, then `\\` made `/`."""
+    parts = [part for part in naming.normalise(relative.lstrip("/")).replace("\\", "/").split("/") if part]
+    ups = next((index for index, part in enumerate(parts) if part != ".."), len(parts))
+    return ups, parts[ups:]
 
 
 def _segment_fits(part: str, literal: str, capture: str | None) -> bool:
