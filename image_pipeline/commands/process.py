@@ -133,11 +133,9 @@ def process_as_extension(path: Path, out_dir: Path, route: ExtensionRoute) -> di
     except PermanentError as rejection:
         line["error"] = rejection.as_record()
     else:
-        variants = {variant.name: variant for variant in processed.variants}
         outputs = []
         for output in plan.objects:
-            variant = variants[output.size.text]
-            image = next(image for image in variant.encodings if image.format == output.format.value)
+            variant, image = output.made(processed)
             # Inside --out whatever RESIZED_IMAGES_PATH says: a leading `..` would climb out of it.
             target = out_dir.joinpath(*(part for part in output.path.split("/") if part not in ("", "..")))
             target.parent.mkdir(parents=True, exist_ok=True)

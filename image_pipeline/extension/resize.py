@@ -276,7 +276,7 @@ def _store(
     generation = str(finalize.generation)
     existing = objects.stat(finalize.bucket, output.path)
     if existing is None or existing.custom.get(SOURCE_GENERATION_METADATA_KEY) != generation:
-        data = _encoded(processed, output)
+        data = output.made(processed)[1].data
         metadata = _output_metadata(route, finalize, output)
         written = objects.write(finalize.bucket, output.path, data, metadata, existing.generation if existing else 0)
         if written is None:
@@ -290,11 +290,6 @@ def _raise_unless_written_by_a_twin(finalize: Finalize, output: PlannedOutput, o
     now = objects.stat(finalize.bucket, output.path)
     if now is None or now.custom.get(SOURCE_GENERATION_METADATA_KEY) != str(finalize.generation):
         raise TransientError(f"gs://{finalize.bucket}/{output.path} changed while it was being written")
-
-
-def _encoded(processed: ProcessedImage, output: PlannedOutput) -> bytes:
-    variant = next(variant for variant in processed.variants if variant.name == output.size.text)
-    return next(encoded.data for encoded in variant.encodings if encoded.format == output.format.value)
 
 
 def _output_metadata(route: ExtensionRoute, finalize: Finalize, output: PlannedOutput) -> ObjectMetadata:

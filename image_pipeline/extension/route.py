@@ -23,6 +23,7 @@ from image_pipeline.extension.params import (
     Size,
 )
 from image_pipeline.options import Encoding, ImagingOptions, OutputFormat, Variant
+from image_pipeline.results import EncodedImage, ProcessedImage, RenderedVariant
 from image_pipeline.routes import CAPTURE_VALUE, Pattern, Route
 
 EXTENSION_KEY = "extension"
@@ -72,6 +73,11 @@ class PlannedOutput:
     path: str
     format: OutputFormat
     content_type: str
+
+    def made(self, processed: ProcessedImage) -> tuple[RenderedVariant, EncodedImage]:
+        """This output among what the core made of the plan's options: its variant and its encoding."""
+        variant = next(variant for variant in processed.variants if variant.name == self.size.text)
+        return variant, next(encoded for encoded in variant.encodings if encoded.format == self.format.value)
 
 
 @dataclass(frozen=True)
