@@ -26,6 +26,7 @@ from image_pipeline.builtin_route import (
     refuse_beside_routes_file,
 )
 from image_pipeline.errors import ConfigurationError
+from image_pipeline.extension.events import PROJECT_VARIABLES
 from image_pipeline.extension.route import ExtensionRoute
 from image_pipeline.options import PIXEL_CEILING, ImagingOptions
 from image_pipeline.policy import FIREBASE_DOWNLOAD_BASE, PUBLIC_STORAGE_BASE, Policy, UrlMode, UrlRules
@@ -173,7 +174,7 @@ class Settings:
             table = RouteTable(builtin_routes(route_spelling, limits))
         else:
             refuse_beside_routes_file(route_spelling)
-            project = env.unlisted("GOOGLE_CLOUD_PROJECT") or env.unlisted("GCLOUD_PROJECT")
+            project = next(filter(None, map(env.unlisted, PROJECT_VARIABLES)), None)
             table = load_routes(routes_file, limits, project)
         return cls(limits, policy, client_timeout_s, client_retry_s, log_level, warm_up, table.routes, table.extensions)
 
