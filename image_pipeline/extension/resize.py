@@ -28,7 +28,7 @@ from image_pipeline.extension.params import DeleteOriginalFile
 from image_pipeline.extension.route import ExtensionRoute, PlannedOutput, ResizePlan
 from image_pipeline.logs import log
 from image_pipeline.policy import Policy
-from image_pipeline.ports import SOURCE_GENERATION_METADATA_KEY, ObjectMetadata, ObjectStore, Outcome
+from image_pipeline.ports import SOURCE_GENERATION_METADATA_KEY, ObjectMetadata, ObjectStore, Outcome, StoredObject
 from image_pipeline.results import ProcessedImage
 from image_pipeline.uploads import event_moment, parse_digits
 from image_pipeline.usecase import Dependencies
@@ -136,12 +136,13 @@ def _skip(handling: _Handling, reason: str | None) -> Outcome:
 def _handle(handling: _Handling, plan: ResizePlan) -> Outcome:
     """An upload the route takes: resized, announced and reported, unless an earlier delivery did all of it."""
     route, finalize, objects, publish = handling.route, handling.finalize, handling.deps.objects, handling.publish
-    if _handled_already(route, finalize, plan, objects):
+    stored = _read_outputs(finalize, plan, objects)
+    if _handled_already(route, finalize, plan, stored):
         handling.trace.stage = "done"
         return Outcome.DUPLICATE
     publish(events.on_start(finalize.resource))
     publish(events.on_start_resize(finalize.resource))
-    outcome = _resize(handling, plan)
+    outcome = _resize(handling, plan, stored)
     handling.trace.stage = "events"
     publish(events.on_completion(_context(finalize)))
     if route.publishing is not None and outcome is Outcome.COMPLETE:
@@ -190,23 +191,33 @@ class _Publisher:
             )
 
 
-def _handled_already(route: ExtensionRoute, finalize: Finalize, plan: ResizePlan, objects: ObjectStore) -> bool:
+def _read_outputs(finalize: Finalize, plan: ResizePlan, objects: ObjectStore) -> dict[str, StoredObject | None]:
+    """The output objects as stored now, by path, read in order until one was not made from this generation (the
+    writes then read no object twice)."""
+    read: dict[str, StoredObject | None] = {}
+    for output in plan.objects:
+        read[output.path] = stored = objects.stat(finalize.bucket, output.path)
+        if not _made_from(stored, finalize):
+            break
+    return read
+
+
+def _made_from(stored: StoredObject | None, finalize: Finalize) -> bool:
+    """Whether the object is an output made from this finalize's generation."""
+    return stored is not None and stored.custom.get(SOURCE_GENERATION_METADATA_KEY) == str(finalize.generation)
+
+
+def _handled_already(
+    route: ExtensionRoute, finalize: Finalize, plan: ResizePlan, stored: Mapping[str, StoredObject | None]
+) -> bool:
     """Whether an earlier delivery of this generation made every output (and published its events)."""
-    generation = str(finalize.generation)
-    first, *rest = plan.objects
-    stored = objects.stat(finalize.bucket, first.path)
-    if stored is None or stored.custom.get(SOURCE_GENERATION_METADATA_KEY) != generation:
+    if len(stored) < len(plan.objects) or not all(_made_from(output, finalize) for output in stored.values()):
         return False
-    if route.publishing is not None and stored.custom.get(EVENTS_MARK) != generation:
-        return False
-    for output in rest:
-        other = objects.stat(finalize.bucket, output.path)
-        if other is None or other.custom.get(SOURCE_GENERATION_METADATA_KEY) != generation:
-            return False
-    return True
+    first = stored[plan.objects[0].path]
+    return route.publishing is None or (first is not None and first.custom.get(EVENTS_MARK) == str(finalize.generation))
 
 
-def _resize(handling: _Handling, plan: ResizePlan) -> Outcome:
+def _resize(handling: _Handling, plan: ResizePlan, stored: Mapping[str, StoredObject | None]) -> Outcome:
     """Make and store every output, report them (onSuccess), then copy a failure aside and delete as configured."""
     route, finalize, deps, trace, publish = (
         handling.route, handling.finalize, handling.deps, handling.trace, handling.publish
@@ -226,7 +237,7 @@ def _resize(handling: _Handling, plan: ResizePlan) -> Outcome:
             return Outcome.FAILED
         processed = _make(data, plan, deps, trace)
     trace.stage = "upload"
-    written = {output.path: _store(route, finalize, output, processed, deps.objects) for output in plan.objects}
+    written = {output.path: _store(route, finalize, output, processed, deps.objects, stored) for output in plan.objects}
     trace.outputs = written
     reported = [events.ResizedOutput(output.size.text, output.path, written[output.path]) for output in plan.outputs]
     trace.stage = "events"
@@ -269,13 +280,16 @@ def _store(
     output: PlannedOutput,
     processed: ProcessedImage | None,
     objects: ObjectStore,
+    stored: Mapping[str, StoredObject | None],
 ) -> bool:
-    """Write one output (or find it written from this generation); whether it is there as the extension has it."""
+    """Write one output (or find it written from this generation); whether it is there as the extension has it.
+
+    `stored` holds the objects already read for this delivery; a write that raced with another one is refused.
+    """
     if processed is None:
         return False
-    generation = str(finalize.generation)
-    existing = objects.stat(finalize.bucket, output.path)
-    if existing is None or existing.custom.get(SOURCE_GENERATION_METADATA_KEY) != generation:
+    existing = stored[output.path] if output.path in stored else objects.stat(finalize.bucket, output.path)
+    if not _made_from(existing, finalize):
         data = output.made(processed)[1].data
         metadata = _output_metadata(route, finalize, output)
         written = objects.write(finalize.bucket, output.path, data, metadata, existing.generation if existing else 0)
@@ -287,8 +301,7 @@ def _store(
 
 def _raise_unless_written_by_a_twin(finalize: Finalize, output: PlannedOutput, objects: ObjectStore) -> None:
     """A refused write is fine if a concurrent delivery of this generation wrote the output; else try again later."""
-    now = objects.stat(finalize.bucket, output.path)
-    if now is None or now.custom.get(SOURCE_GENERATION_METADATA_KEY) != str(finalize.generation):
+    if not _made_from(objects.stat(finalize.bucket, output.path), finalize):
         raise TransientError(f"gs://{finalize.bucket}/{output.path} changed while it was being written")
 
 
@@ -349,5 +362,5 @@ def _mark_events_published(finalize: Finalize, plan: ResizePlan, objects: Object
     """Mark the first output: a redelivery of this generation then publishes nothing more."""
     first = plan.objects[0]
     stored = objects.stat(finalize.bucket, first.path)
-    if stored is not None and stored.custom.get(SOURCE_GENERATION_METADATA_KEY) == str(finalize.generation):
+    if stored is not None and _made_from(stored, finalize):
         objects.add_custom(finalize.bucket, first.path, stored.generation, {EVENTS_MARK: str(finalize.generation)})
