@@ -15,6 +15,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 from image_pipeline.extension.metadata import FAILED_COPY_MARKER, RESIZED_IMAGE_MARKER
+from image_pipeline.extension.naming import normalise
 
 SUPPORTED_CONTENT_TYPES = frozenset(
     {
@@ -86,16 +87,9 @@ def _marker_reason(metadata: object) -> str | None:
 def object_directory(name: str) -> str:
     """The object's folder as an absolute, normalised path: `/` for a root object, `/a/c` for `a/b/../c/x.jpg`."""
     parent = name.rstrip("/").rpartition("/")[0]
-    segments: list[str] = []
-    for segment in parent.split("/"):
-        if segment == "..":
-            # Above the root is the root.
-            if segments:
-                segments.pop()
-        elif segment not in ("", "."):
-            segments.append(segment)
-    # After normalising, as the extension does (it meant Windows separators), so `\` is never resolved.
-    return ("/" + "/".join(segments)).replace("\\", "/")
+    # Above the root is the root; `\\` is made `/` after normalising, as the extension does (it meant Windows
+    # separators), so it never resolves a `..`.
+    return normalise("/" + parent).replace("\\", "/")
 
 
 def path_list_matches(entries: Sequence[str], directory: str) -> bool:
