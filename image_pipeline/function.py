@@ -143,11 +143,15 @@ class Function:
         self, route: ExtensionRoute, event_id: str, event_time: str | None, data: Any, trace: Trace
     ) -> Outcome:
         """One extension route's handling of the event, recorded in the trace under the route's name."""
-        if not isinstance(data, Mapping) or (route.publishing is None and route.skip_reason(data)):
+        if not isinstance(data, Mapping):
+            return Outcome.SKIPPED
+        skipped = route.skip_reason(data) is not None
+        if skipped and route.publishing is None:
             # Skipped without connecting anything: a route that publishes must announce every finalize (onStart).
             return Outcome.SKIPPED
+        if not skipped:
+            self._upload_started.set()  # an upload to make: the warm-up gives way (an announcement needs no core)
         extension_trace = trace.extensions.setdefault(route.name, ExtensionTrace())
-        self._upload_started.set()
         finalize = Finalize(event_id, event_time, data)
         outcome = handle_finalize(route, finalize, self._settings.policy, self._connected(), extension_trace)
         extension_trace.outcome = outcome
